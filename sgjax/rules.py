@@ -1,0 +1,175 @@
+"""The paper's explicit gradient rules (e, EI, EH, per-row updates), batched and factored.
+
+Each rule returns ``(E, grads)`` for a batch: E summed over the batch (as
+:func:`sgjax.losses.batch_loss`) and ``grads`` a pytree shaped like the params whose leaves
+are :class:`sgjax.sparse.RowGrads` (the few rows an update touches) or, for the full
+softmax's W_out, a dense (V, N) array computed as one matrix product ``EI^T H``. No code path
+builds a per-example V x N array.
+
+The rules are written once for both architectures by splitting the network in two halves:
+
+- the *input side* gives the hidden layer h (B, N) and, from EH = dE/dh, the rows of W:
+  skip-gram ``h = v_{w_I}`` and ``dE/dv_{w_I} = EH``; CBOW ``h = (1/C) sum_c v_{w_I,c}`` and
+  ``dE/dv_{w_I,c} = EH / C`` for every real context word.
+- the *output side* gives E, the prediction errors and EH from h:
+  full softmax: ``e = y - t`` (B, V), ``EI = sum_c e_c``, ``dE/dW_out = EI^T h``,
+  ``EH = EI W_out``; negative sampling and hierarchical softmax are sums of binary logistic
+  terms ``-log s(+-v'_j . h)`` over a per-example set of S output rows j (skip-gram: the
+  C panels' rows flattened, since every panel shares h), with error
+  ``e_j = s(v'_j . h) - t_j``, row update ``dE/dv'_j = e_j h`` and ``EH = sum_j e_j v'_j``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from sgjax.losses import Example, check_model
+from sgjax.params import Params
+from sgjax.sparse import RowGrads, densify_tree
+
+
+def _f(x: jax.Array, like: jax.Array) -> jax.Array:
+    return x.astype(like.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Input side: h and the rows of W.
+
+
+def hidden(W: jax.Array, batch: Example, architecture: str, cbow_mean: bool = True):
+    """Hidden layer h_BxN and the per-example weight of the output terms.
+
+    Skip-gram: h = v_{w_I}; CBOW: h = mean (or sum) of the real context input vectors.
+    Returns ``(h_BxN, valid_B)``, ``valid`` = 0 for a CBOW example without context words.
+    """
+    if architecture == "skipgram":
+        h_BxN = W[batch["center"]]
+        return h_BxN, jnp.ones(h_BxN.shape[:1], W.dtype)
+    m_BxC = _f(batch["mask"], W)
+    s_BxN = jnp.einsum("bc,bcn->bn", m_BxC, W[batch["context"]])
+    C_B = m_BxC.sum(1)
+    h_BxN = s_BxN / jnp.maximum(C_B, 1.0)[:, None] if cbow_mean else s_BxN
+    return h_BxN, _f(C_B > 0, W)
+
+
+def input_rows(
+    EH_BxN: jax.Array, batch: Example, architecture: str, cbow_mean: bool = True
+) -> RowGrads:
+    """dE/dW as rows: skip-gram ``dE/dv_{w_I} = EH``; CBOW ``dE/dv_{w_I,c} = EH / C``."""
+    if architecture == "skipgram":
+        return RowGrads(batch["center"].astype(jnp.int32), EH_BxN)
+    m_BxC = _f(batch["mask"], EH_BxN)
+    scale_BxC = m_BxC / jnp.maximum(m_BxC.sum(1), 1.0)[:, None] if cbow_mean else m_BxC
+    rows_BxCxN = scale_BxC[..., None] * EH_BxN[:, None, :]
+    return RowGrads(
+        batch["context"].reshape(-1).astype(jnp.int32), rows_BxCxN.reshape(-1, EH_BxN.shape[1])
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Output side.
+
+
+def binary_targets(batch: Example, architecture: str, output: str):
+    """The per-example binary logistic terms of negative sampling / hierarchical softmax.
+
+    Returns ``(rows_BxS, t_BxS, w_BxS)``: output rows j, targets t_j (1 for w_O and for
+    [[.]] = +1 branches, i.e. code 0; 0 for negatives and code-1 branches) and weights (0 on
+    padding, on skipped negatives and on masked context slots).
+    """
+    if output == "negative":
+        if architecture == "skipgram":
+            pos_BxCx1 = batch["context"][..., None]
+            rows = jnp.concatenate([pos_BxCx1, batch["negatives"]], axis=-1)  # (B, C, 1+K)
+            m = batch["mask"][..., None].astype(jnp.float32)
+        else:
+            pos_Bx1 = batch["center"][:, None]
+            rows = jnp.concatenate([pos_Bx1, batch["negatives"]], axis=-1)  # (B, 1+K)
+            m = jnp.ones(rows.shape[:1] + (1,), jnp.float32)
+        pos = rows[..., :1]
+        t = jnp.zeros(rows.shape, jnp.float32).at[..., 0].set(1.0)
+        # a negative equal to its positive word is skipped; the positive itself always counts
+        w = m * jnp.where(t > 0, 1.0, (rows != pos).astype(jnp.float32))
+    elif output == "hierarchical":
+        rows = batch["points"]
+        t = 1.0 - batch["codes"].astype(jnp.float32)
+        w = batch["path_mask"].astype(jnp.float32)
+        if architecture == "skipgram":
+            w = w * batch["mask"][..., None].astype(jnp.float32)
+    else:
+        raise ValueError(f"output {output!r} has no binary targets")
+    B = rows.shape[0]
+    return rows.reshape(B, -1).astype(jnp.int32), t.reshape(B, -1), w.reshape(B, -1)
+
+
+def binary_output(W_out: jax.Array, h_BxN: jax.Array, rows_BxS, t_BxS, w_BxS):
+    """Negative sampling / hierarchical softmax output side.
+
+    u_BxS = v'_j . h;  E = -sum w log s((2t-1) u);  e_BxS = w (s(u) - t);
+    dE/dv'_j = e_j h (rows);  EH_BxN = sum_j e_j v'_j.  Returns ``(E, RowGrads, EH_BxN)``.
+    """
+    v_BxSxN = W_out[rows_BxS]
+    u_BxS = jnp.einsum("bsn,bn->bs", v_BxSxN, h_BxN)
+    t = t_BxS.astype(u_BxS.dtype)
+    w = w_BxS.astype(u_BxS.dtype)
+    E = -(w * jax.nn.log_sigmoid((2.0 * t - 1.0) * u_BxS)).sum()
+    e_BxS = w * (jax.nn.sigmoid(u_BxS) - t)
+    EH_BxN = jnp.einsum("bs,bsn->bn", e_BxS, v_BxSxN)
+    rows_BxSxN = e_BxS[..., None] * h_BxN[:, None, :]
+    grad = RowGrads(rows_BxS.reshape(-1), rows_BxSxN.reshape(-1, h_BxN.shape[1]))
+    return E, grad, EH_BxN
+
+
+def softmax_output(W_out: jax.Array, h_BxN: jax.Array, batch: Example, architecture: str, valid_B):
+    """Full softmax output side, as batched matrix products.
+
+    u_BxV = h W_out^T,  y = softmax(u).  Skip-gram: EI = sum_c e_c = C y - (counts of the
+    context words);  CBOW: EI = e = y - t.  dE/dW_out = EI^T h (V, N);  EH = EI W_out (B, N).
+    Returns ``(E, dW_out, EH_BxN)``.
+    """
+    u_BxV = h_BxN @ W_out.T
+    logZ_B = jax.nn.logsumexp(u_BxV, axis=1)
+    y_BxV = jnp.exp(u_BxV - logZ_B[:, None])
+    B = h_BxN.shape[0]
+    if architecture == "skipgram":
+        m_BxC = _f(batch["mask"], h_BxN)
+        b_BxC = jnp.broadcast_to(jnp.arange(B)[:, None], m_BxC.shape)
+        t_BxV = jnp.zeros_like(u_BxV).at[b_BxC, batch["context"]].add(m_BxC)
+        C_B = m_BxC.sum(1)
+    else:
+        t_BxV = jax.nn.one_hot(batch["center"], u_BxV.shape[1], dtype=u_BxV.dtype)
+        t_BxV = t_BxV * valid_B[:, None]
+        C_B = valid_B
+    EI_BxV = C_B[:, None] * y_BxV - t_BxV
+    E = (C_B * logZ_B).sum() - (t_BxV * u_BxV).sum()
+    return E, EI_BxV.T @ h_BxN, EI_BxV @ W_out
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def value_and_rule(
+    params: Params, batch: Example, architecture: str, output: str, cbow_mean: bool = True
+) -> tuple[jax.Array, dict]:
+    """E summed over the batch and the paper's explicit gradient, row-sparse where it is.
+
+    Returns ``(E, {"W": RowGrads, "W_out": RowGrads or (V, N) array})``.
+    """
+    check_model(architecture, output)
+    W, W_out = params["W"], params["W_out"]
+    h_BxN, valid_B = hidden(W, batch, architecture, cbow_mean)
+    if output == "softmax":
+        E, g_out, EH_BxN = softmax_output(W_out, h_BxN, batch, architecture, valid_B)
+    else:
+        rows, t, w = binary_targets(batch, architecture, output)
+        E, g_out, EH_BxN = binary_output(W_out, h_BxN, rows, t, w * valid_B[:, None])
+    return E, {"W": input_rows(EH_BxN, batch, architecture, cbow_mean), "W_out": g_out}
+
+
+def explicit_grads(
+    params: Params, batch: Example, architecture: str, output: str, cbow_mean: bool = True
+) -> Params:
+    """The explicit rule as a dense pytree like the params (rows scatter-added into zeros)."""
+    _, grads = value_and_rule(params, batch, architecture, output, cbow_mean)
+    return densify_tree(grads, params)
