@@ -2,7 +2,10 @@
 
 Each rule returns ``(E, grads)`` for a batch: E summed over the batch (as
 :func:`sgjax.losses.batch_loss`) and ``grads`` a pytree shaped like the params whose leaves
-are :class:`sgjax.sparse.RowGrads` (the few rows an update touches) or, for the full
+are :class:`sgjax.sparse.RowGrads` (the few rows an update touches; entries that are
+padding, masked or skipped carry the out-of-range row index R = table rows, so that a
+scatter with ``mode="drop"`` ignores them and a row-sparse optimizer never "touches" a row
+that no real example used) or, for the full
 softmax's W_out, a dense (V, N) array computed as one matrix product ``EI^T H``. No code path
 builds a per-example V x N array.
 
@@ -54,16 +57,21 @@ def hidden(W: jax.Array, batch: Example, architecture: str, cbow_mean: bool = Tr
 
 
 def input_rows(
-    EH_BxN: jax.Array, batch: Example, architecture: str, cbow_mean: bool = True
+    EH_BxN: jax.Array, batch: Example, architecture: str, num_rows: int, cbow_mean: bool = True
 ) -> RowGrads:
-    """dE/dW as rows: skip-gram ``dE/dv_{w_I} = EH``; CBOW ``dE/dv_{w_I,c} = EH / C``."""
+    """dE/dW as rows: skip-gram ``dE/dv_{w_I} = EH``; CBOW ``dE/dv_{w_I,c} = EH / C``.
+
+    Padding entries get the out-of-range index ``num_rows`` (= V) and are dropped.
+    """
     if architecture == "skipgram":
-        return RowGrads(batch["center"].astype(jnp.int32), EH_BxN)
+        index_B = jnp.where(batch["mask"].any(1), batch["center"], num_rows)
+        return RowGrads(index_B.astype(jnp.int32), EH_BxN)
     m_BxC = _f(batch["mask"], EH_BxN)
     scale_BxC = m_BxC / jnp.maximum(m_BxC.sum(1), 1.0)[:, None] if cbow_mean else m_BxC
     rows_BxCxN = scale_BxC[..., None] * EH_BxN[:, None, :]
+    index_BxC = jnp.where(batch["mask"], batch["context"], num_rows)
     return RowGrads(
-        batch["context"].reshape(-1).astype(jnp.int32), rows_BxCxN.reshape(-1, EH_BxN.shape[1])
+        index_BxC.reshape(-1).astype(jnp.int32), rows_BxCxN.reshape(-1, EH_BxN.shape[1])
     )
 
 
@@ -117,7 +125,8 @@ def binary_output(W_out: jax.Array, h_BxN: jax.Array, rows_BxS, t_BxS, w_BxS):
     e_BxS = w * (jax.nn.sigmoid(u_BxS) - t)
     EH_BxN = jnp.einsum("bs,bsn->bn", e_BxS, v_BxSxN)
     rows_BxSxN = e_BxS[..., None] * h_BxN[:, None, :]
-    grad = RowGrads(rows_BxS.reshape(-1), rows_BxSxN.reshape(-1, h_BxN.shape[1]))
+    index_BxS = jnp.where(w > 0, rows_BxS, W_out.shape[0])  # padding -> out of range, dropped
+    grad = RowGrads(index_BxS.reshape(-1), rows_BxSxN.reshape(-1, h_BxN.shape[1]))
     return E, grad, EH_BxN
 
 
@@ -164,7 +173,8 @@ def value_and_rule(
     else:
         rows, t, w = binary_targets(batch, architecture, output)
         E, g_out, EH_BxN = binary_output(W_out, h_BxN, rows, t, w * valid_B[:, None])
-    return E, {"W": input_rows(EH_BxN, batch, architecture, cbow_mean), "W_out": g_out}
+    g_in = input_rows(EH_BxN, batch, architecture, W.shape[0], cbow_mean)
+    return E, {"W": g_in, "W_out": g_out}
 
 
 def explicit_grads(

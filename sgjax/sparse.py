@@ -3,7 +3,8 @@
 For negative sampling and hierarchical softmax an update touches only a few rows of W and
 W_out (the paper's "v'_j <- v'_j - eta * ... for w_j in {w_O} u W_neg"). A rule returns those
 rows as ``RowGrads(index, value)``: row ``index[m]`` of the table receives ``value[m]``;
-indices may repeat (their values add) and padding rows carry ``value = 0``.
+indices may repeat (their values add). Padding entries carry the out-of-range index R (the
+table's row count) and ``value = 0``: every scatter here uses ``mode="drop"`` so they vanish.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def is_rows(x: object) -> bool:
 def densify(grad: RowGrads | jax.Array, table: jax.Array) -> jax.Array:
     """Dense gradient shaped like ``table``: scatter-add of the rows (duplicates add)."""
     if isinstance(grad, RowGrads):
-        return jnp.zeros_like(table).at[grad.index].add(grad.value.astype(table.dtype))
+        value = grad.value.astype(table.dtype)
+        return jnp.zeros_like(table).at[grad.index].add(value, mode="drop")
     return grad
 
 
@@ -42,8 +44,8 @@ def merge_rows(grad: RowGrads, num_rows: int) -> RowGrads:
     """Sum duplicate indices into unique rows, keeping the fixed size M (jit-friendly).
 
     Returns ``RowGrads`` whose indices are unique except for padding entries, which carry
-    index ``num_rows`` (out of range, dropped by ``.at[].add/set`` with ``mode="drop"``) and
-    value 0.
+    index ``num_rows`` (out of range, dropped by ``.at[].add/set`` with ``mode="drop"``).
+    Input padding entries (index ``num_rows``) are merged into that padding slot.
     """
     M = grad.index.shape[0]
     uniq, inv = jnp.unique(grad.index, size=M, fill_value=num_rows, return_inverse=True)

@@ -125,6 +125,11 @@ def test_padding_never_contributes(arch, out):
     assert all(
         float(jnp.abs(v).max()) == 0.0 for v in explicit_grads(params, one, arch, out).values()
     )
+    # ... and touches no row at all: its row entries carry the out-of-range index R
+    _, g = value_and_rule(params, one, arch, out)
+    for k, v in g.items():
+        if isinstance(v, RowGrads):
+            assert (np.asarray(v.index) == params[k].shape[0]).all(), k
 
 
 @pytest.mark.parametrize("arch", ["skipgram", "cbow"])
