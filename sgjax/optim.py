@@ -1,0 +1,360 @@
+"""The optimizer: any optax optimizer by name, a schedule by name, and row-sparse updates.
+
+:func:`build_optimizer` looks both up in optax: ``getattr(optax, cfg.name)(learning_rate=
+schedule, **cfg.kwargs)`` with ``schedule = SCHEDULES[cfg.schedule](cfg, total_steps)``. It
+returns a :class:`SparseOptimizer` whose ``update(grads, opt_state, params)`` takes the rules'
+gradient pytree ``{"W": g, "W_out": g}``, each ``g`` a dense array shaped like its table or a
+:class:`sgjax.sparse.RowGrads` (rows may repeat; their values add), and applies the step.
+``opt_state`` is always optax's own ``tx.init(params)`` over the whole params dict, in both
+modes, so checkpoints look the same whichever mode wrote them.
+
+Modes (``optimizer.sparse``):
+
+``dense``: exact optax semantics. Row gradients are densified (scatter-add) and
+``tx.update`` + ``optax.apply_updates`` run on the whole tables: every row's state moves
+every step (Adam's momentum keeps moving rows that got no gradient; RMSprop's second moment
+keeps decaying). Cost O(V x N) per step.
+
+``lazy`` (default): O(rows touched) per step, the semantics of TF's LazyAdam and PyTorch's
+SparseAdam. Per table, duplicate rows are summed (:func:`distinct_rows`); a row is *touched*
+in a step iff its summed gradient row is not all zero, so padding entries, skipped negatives
+and masked slots, which carry zero rows, touch nothing (TF and PyTorch count any listed
+index as touched; with fixed-shape padded batches that would make the padding row drift).
+The touched rows of the table and of every optimizer-state leaf shaped like the table are
+gathered, optax's ``tx.update`` runs on that (K, N) slice (K = min(M, R) slots for M
+gradient rows of an R-row table) together with the state's shared leaves (e.g. the step
+count), and the new rows are scattered back. Hence:
+
+- a touched row gets exactly the update dense mode would give it from its own state;
+- an untouched row keeps its parameters and its state (no momentum drift, no decay);
+- shared leaves (step counts: bias correction, the schedule) advance every step.
+
+Lazy equals dense exactly when an all-zero gradient row leaves its row and its state
+unchanged in dense mode too: plain SGD and Adagrad (up to float rounding order). For Adam,
+RMSprop, momentum SGD it is a different (the usual sparse) algorithm.
+
+Which path the lazy mode takes is decided at build time by probing the optimizer on a small
+table (no list of names):
+
+- *scatter*: the state has no leaf shaped like a table and the update is ``c * g`` with a
+  scalar ``c`` independent of the gradient and the parameters (plain SGD with any
+  schedule). Then duplicates need no merging: the update is ``table.at[index].add(c *
+  value)``, which adds duplicates exactly like dense SGD.
+- *rows*: the update is element-wise (a row's new parameters and state depend only on that
+  row's parameters, gradient and state, plus shared leaves that do not depend on the
+  gradient): checked by comparing ``tx.update`` of a row slice with the same rows of the full
+  update. Adam, AdamW, Adagrad, RMSprop, momentum SGD, Lion, ... pass.
+- anything else (LAMB and LARS trust ratios, Adafactor's factored moments and update
+  clipping, NovoGrad, SM3, Fromage: per-table norms or statistics; noisy SGD: per-table
+  noise) has no row-sparse form and is refused with :class:`ConfigError` pointing at
+  ``optimizer.sparse=dense``. A probe, not an allowlist: it follows optax versions and
+  ``optimizer.kwargs`` (e.g. nesterov, weight decay masks) without upkeep, and judges the
+  optimizer by the property the lazy path relies on rather than by its name.
+
+A gradient leaf that is a dense array (the full softmax's ``W_out``, or any ``jax.grad``
+gradient) is always updated whole, as in dense mode, also in lazy mode.
+
+Cost: the rows path does O(K N) work per table and step (plus an O(R) integer index map
+when R <= 4 M, cheaper on CPU than sorting). When M >= R (e.g. ``W_out`` under negative
+sampling: B x 2 window x (K+1) slots against a 26k vocabulary) that is as many rows as dense
+mode plus the merging, so lazy buys its semantics there, not speed; the gain grows with V/M.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from sgjax.config import ConfigError, OptimizerConfig, Schedule, Sparse
+from sgjax.sparse import RowGrads, densify_tree, merge_rows
+
+Params = dict[str, jax.Array]
+Grads = dict[str, Any]  # each leaf a dense array like the table or a RowGrads
+OptState = Any
+
+# --------------------------------------------------------------------------------------------
+# Schedules: name -> builder(cfg, total_steps) of an optax schedule (step -> learning rate).
+
+
+def _warmup_steps(cfg: OptimizerConfig, total_steps: int) -> int:
+    return int(round(cfg.warmup * total_steps))
+
+
+def _warmup_linear(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+    w = _warmup_steps(cfg, total_steps)
+    return optax.join_schedules(
+        [
+            optax.linear_schedule(0.0, cfg.learning_rate, w),
+            optax.linear_schedule(cfg.learning_rate, cfg.end_lr, max(total_steps - w, 1)),
+        ],
+        [w],
+    )
+
+
+SCHEDULES: dict[str, Callable[[OptimizerConfig, int], optax.Schedule]] = {
+    # eta fixed
+    Schedule.constant: lambda c, T: optax.constant_schedule(c.learning_rate),
+    # word2vec: eta decays linearly to end_lr over the run, then stays there
+    Schedule.linear: lambda c, T: optax.linear_schedule(c.learning_rate, c.end_lr, T),
+    # half cosine from eta to end_lr
+    Schedule.cosine: lambda c, T: optax.cosine_decay_schedule(
+        c.learning_rate, T, alpha=c.end_lr / c.learning_rate
+    ),
+    # eta * (end_lr / eta) ** (step / T), floored at end_lr
+    Schedule.exponential: lambda c, T: optax.exponential_decay(
+        c.learning_rate, T, c.end_lr / c.learning_rate, end_value=c.end_lr
+    ),
+    # linear warmup 0 -> eta over warmup_fraction * T steps, then cosine to end_lr at T
+    Schedule.warmup_cosine: lambda c, T: optax.warmup_cosine_decay_schedule(
+        0.0, c.learning_rate, _warmup_steps(c, T), T, c.end_lr
+    ),
+    # linear warmup 0 -> eta, then linear decay to end_lr at T
+    Schedule.warmup_linear: _warmup_linear,
+}
+
+
+def build_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
+    """The learning-rate schedule ``step -> eta`` named by ``cfg.schedule``."""
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    return SCHEDULES[Schedule(cfg.schedule)](cfg, int(total_steps))
+
+
+# --------------------------------------------------------------------------------------------
+# The optimizer.
+
+
+class SparseOptimizer(NamedTuple):
+    """Functional optimizer over params with row-sparse gradients (all members pure)."""
+
+    init: Callable[[Params], OptState]
+    update: Callable[[Grads, OptState, Params], tuple[Params, OptState]]
+    learning_rate: optax.Schedule  # step -> eta (step = number of updates done)
+    tx: optax.GradientTransformation  # the underlying optax transformation
+    path: str  # "dense", "scatter" (lazy, linear update) or "rows" (lazy, element-wise)
+
+
+def build_optimizer(cfg: OptimizerConfig, total_steps: int) -> SparseOptimizer:
+    """The optimizer of ``cfg`` with its schedule spanning ``total_steps`` update steps.
+
+    Raises :class:`ConfigError` if optax rejects the arguments, if the optimizer does not
+    run as ``update(grads, state, params)``, or (lazy mode) if it is not element-wise.
+    """
+    schedule = build_schedule(cfg, total_steps)
+    # a constant rate goes in as a number: some optax optimizers (sm3) take no schedule
+    tx = _make_tx(cfg, cfg.learning_rate if cfg.schedule == Schedule.constant else schedule)
+    probe_tx = _make_tx(cfg, cfg.learning_rate)  # probes need a nonzero, fixed rate
+    if Sparse(cfg.sparse) == Sparse.dense:
+        _probe_setup(probe_tx, cfg)  # fails early, with a ConfigError, if it cannot run
+        path = "dense"
+    else:
+        path = _classify(probe_tx, cfg)
+
+    def update(grads: Grads, opt_state: OptState, params: Params) -> tuple[Params, OptState]:
+        if set(grads) != set(params):
+            raise ValueError(f"gradient keys {sorted(grads)} != parameter keys {sorted(params)}")
+        if path == "dense":
+            updates, opt_state = tx.update(densify_tree(grads, params), opt_state, params)
+            return optax.apply_updates(params, updates), opt_state
+        return _lazy_update(tx, path == "scatter", grads, opt_state, params)
+
+    return SparseOptimizer(tx.init, update, schedule, tx, path)
+
+
+def _make_tx(cfg: OptimizerConfig, learning_rate: Any) -> optax.GradientTransformation:
+    ctor = getattr(optax, cfg.name, None)
+    if ctor is None:
+        raise ConfigError(f"optimizer.name={cfg.name!r} is not in optax")
+    try:
+        return ctor(learning_rate=learning_rate, **cfg.kwargs)
+    except (TypeError, ValueError) as e:
+        hint = " (if it takes no schedule: optimizer.schedule=constant)"
+        hint = hint if callable(learning_rate) else ""
+        raise ConfigError(
+            f"optimizer: optax.{cfg.name}(learning_rate=..., **{cfg.kwargs!r}) failed: {e}{hint}"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# The lazy update: gather touched rows of params and state, tx.update the slice, scatter back.
+
+
+def _row_leaf_owner(path: tuple, leaf: Any, params: Params) -> str | None:
+    """The table a state leaf mirrors row for row (its path ends in the table's key and it
+    has the table's shape), else None (a shared leaf such as a step count)."""
+    last = path[-1] if path else None
+    if isinstance(last, jax.tree_util.DictKey) and last.key in params:
+        if getattr(leaf, "shape", None) == params[last.key].shape:
+            return last.key
+    return None
+
+
+#: :func:`distinct_rows` finds the distinct rows with an R-sized index map (no sort) when
+#: R <= this * M, where it is cheaper on CPU than sorting (and still O(M) work); else it sorts.
+MAP_MERGE_MAX_RATIO = 4
+
+
+def distinct_rows(grad: RowGrads, num_rows: int) -> tuple[jax.Array, jax.Array]:
+    """Sum duplicate rows of ``grad``: ``(index (K,), value (K, N))`` with K = min(M, R).
+
+    ``index`` is sorted and unique: the distinct rows first, then unused slots numbered
+    R, R+1, ... (out of range: dropped by ``mode="drop"`` scatters) with value 0. Same sums
+    as :func:`sgjax.sparse.merge_rows`, in K <= R slots.
+    """
+    R, M = num_rows, grad.index.shape[0]
+    K = min(M, R)
+    if R <= MAP_MERGE_MAX_RATIO * M:  # mark rows in an (R,) map, no sort: O(R + M N)
+        mark = jnp.zeros(R, jnp.bool_).at[grad.index].set(True, mode="drop")
+        (idx,) = jnp.nonzero(mark, size=K, fill_value=R)
+        idx = idx.astype(jnp.int32)
+        slot = (
+            jnp.zeros(R, jnp.int32)
+            .at[idx]
+            .set(jnp.arange(K, dtype=jnp.int32), mode="drop", indices_are_sorted=True)
+        )
+        value = jax.ops.segment_sum(grad.value, slot[grad.index], num_segments=K)
+    else:  # sort (jnp.unique): O(M log M + M N)
+        merged = merge_rows(grad, R)
+        idx, value = merged.index[:K].astype(jnp.int32), merged.value[:K]
+    idx = jnp.where(idx < R, idx, R + jnp.arange(K, dtype=jnp.int32))
+    return idx, value
+
+
+def _gather(x: jax.Array, rows: jax.Array, rows_sorted: bool) -> jax.Array:
+    # out-of-range fill rows (>= R) read a real row (clip); their results are dropped
+    return x.at[rows].get(mode="clip", indices_are_sorted=rows_sorted)
+
+
+def _lazy_update(
+    tx: optax.GradientTransformation,
+    scatter: bool,
+    grads: Grads,
+    opt_state: OptState,
+    params: Params,
+) -> tuple[Params, OptState]:
+    rows: dict[str, jax.Array | None] = {}  # None: the leaf is updated whole
+    touched: dict[str, jax.Array] = {}
+    p_sl, g_sl = {}, {}
+    for k, p in params.items():
+        g = grads[k]
+        if not isinstance(g, RowGrads):
+            rows[k], p_sl[k], g_sl[k] = None, p, jnp.asarray(g, p.dtype)
+            continue
+        value = g.value.astype(p.dtype)
+        R = p.shape[0]
+        if scatter:  # the update is c * g: raw (repeated) rows, scatter-ADDED below
+            idx = g.index.astype(jnp.int32)
+        else:  # the distinct rows, sorted, summed; unused slots get distinct indices >= R
+            idx, value = distinct_rows(RowGrads(g.index, value), R)
+            touched[k] = jnp.any(value != 0, axis=1, keepdims=True)
+        rows[k], p_sl[k], g_sl[k] = idx, _gather(p, idx, not scatter), value
+
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(opt_state)
+    owners = [_row_leaf_owner(path, leaf, params) for path, leaf in leaves]
+    s_sl = [
+        leaf if o is None or rows[o] is None else _gather(leaf, rows[o], True)
+        for (_, leaf), o in zip(leaves, owners, strict=True)
+    ]
+    updates, new_s = tx.update(g_sl, treedef.unflatten(s_sl), p_sl)
+
+    def put(table: jax.Array, k: str, old_rows: jax.Array, new_rows: jax.Array) -> jax.Array:
+        # rows path: a row whose summed gradient is all zero keeps its old values
+        new_rows = jnp.where(touched[k], new_rows, old_rows)
+        return table.at[rows[k]].set(
+            new_rows, mode="drop", indices_are_sorted=True, unique_indices=True
+        )
+
+    new_params = {}
+    for k, p in params.items():
+        if rows[k] is None:
+            new_params[k] = optax.apply_updates(p, updates[k])
+        elif scatter:  # duplicates add, exactly like the dense scatter-add of the gradient
+            new_params[k] = p.at[rows[k]].add(updates[k].astype(p.dtype), mode="drop")
+        else:
+            new_params[k] = put(p, k, p_sl[k], optax.apply_updates(p_sl[k], updates[k]))
+    new_leaves = [
+        new if o is None or rows[o] is None else put(old, o, old_sl, new)
+        for (_, old), old_sl, new, o in zip(
+            leaves, s_sl, jax.tree_util.tree_leaves(new_s), owners, strict=True
+        )
+    ]
+    return new_params, treedef.unflatten(new_leaves)
+
+
+# --------------------------------------------------------------------------------------------
+# Build-time probes on a small random table (eager, a few milliseconds).
+
+_PROBE_ROWS, _PROBE_DIM = 7, 3
+_PROBE_SLICE = np.array([1, 4, 5])
+
+
+def _probe_setup(tx: optax.GradientTransformation, cfg: OptimizerConfig):
+    """A (7, 3) table and optimizer state after two dense steps (so the state is not zero)."""
+    rng = np.random.default_rng(0)
+    params = {"W": jnp.asarray(rng.normal(size=(_PROBE_ROWS, _PROBE_DIM)), jnp.float32)}
+    try:
+        state = tx.init(params)
+        for _ in range(2):
+            g = {"W": jnp.asarray(rng.normal(size=(_PROBE_ROWS, _PROBE_DIM)), jnp.float32)}
+            updates, state = tx.update(g, state, params)
+            params = optax.apply_updates(params, updates)
+    except Exception as e:  # noqa: BLE001 - any failure means: cannot drive this optimizer
+        raise ConfigError(
+            f"optimizer.name={cfg.name!r}: optax.{cfg.name} does not run as "
+            f"update(grads, state, params) ({type(e).__name__}: {e}); it needs more than "
+            "gradients (e.g. a loss value) and is not supported"
+        ) from None
+    return rng, params, state
+
+
+def _close(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
+
+
+def _classify(tx: optax.GradientTransformation, cfg: OptimizerConfig) -> str:
+    """'scatter' or 'rows' (see the module docstring); ConfigError if neither applies."""
+    rng, params, state = _probe_setup(tx, cfg)
+    W = params["W"]
+    g = jnp.asarray(rng.normal(size=W.shape), jnp.float32)
+    full_u, full_s = tx.update({"W": g}, state, params)
+    rows = jnp.asarray(_PROBE_SLICE)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    owners = [_row_leaf_owner(path, leaf, params) for path, leaf in leaves]
+    try:
+        sl_state = treedef.unflatten(
+            [leaf if o is None else leaf[rows] for (_, leaf), o in zip(leaves, owners, strict=True)]
+        )
+        sl_u, sl_s = tx.update({"W": g[rows]}, sl_state, {"W": W[rows]})
+        new_full = jax.tree_util.tree_leaves(full_s)
+        new_sl = jax.tree_util.tree_leaves(sl_s)
+        elementwise = _close(sl_u["W"], full_u["W"][rows]) and len(new_full) == len(new_sl)
+        for o, f, s in zip(owners, new_full, new_sl, strict=False):
+            elementwise = elementwise and _close(s, f[rows] if o is not None else f)
+    except Exception:  # noqa: BLE001 - a slice it cannot even process: not element-wise
+        elementwise = False
+    if not elementwise:
+        raise ConfigError(
+            f"optimizer.name={cfg.name!r} is not element-wise (a row's update depends on other "
+            "rows, e.g. through per-table norms, factored statistics or per-table noise), so "
+            "it has no row-sparse form: set optimizer.sparse=dense"
+        )
+    if any(o is not None for o in owners):
+        return "rows"
+    # No per-row state: is the update c * g with c independent of g and of the parameters?
+    g2 = jnp.asarray(rng.normal(size=W.shape), jnp.float32)
+    other = {"W": 2.0 * W + 1.0}
+    cs = []
+    for gg, pp in ((g, params), (g2, params), (g + g2, other)):
+        u = np.asarray(tx.update({"W": gg}, state, pp)[0]["W"], np.float64)
+        ga = np.asarray(gg, np.float64)
+        c = float((u * ga).sum() / (ga * ga).sum())
+        if not _close(u, c * ga):
+            return "rows"
+        cs.append(c)
+    return "scatter" if _close(cs, [cs[0]] * len(cs)) else "rows"

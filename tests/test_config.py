@@ -1,0 +1,344 @@
+"""Config schema, YAML loading, --set overrides, validation errors and the shipped recipes."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from sgjax.config import (
+    Architecture,
+    Config,
+    ConfigError,
+    Output,
+    config_from_dict,
+    load_config,
+    to_dict,
+    to_yaml,
+)
+from sgjax.params import ARCHITECTURES, OUTPUTS
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_word2vec_skipgram_negative_sampling():
+    cfg = load_config(None)
+    assert cfg == Config()
+    m, d, o, t, ev = cfg.model, cfg.data, cfg.optimizer, cfg.train, cfg.eval
+    assert (m.architecture, m.output, m.dim, m.window, m.negatives, m.cbow_mean) == (
+        "skipgram",
+        "negative",
+        100,
+        5,
+        5,
+        True,
+    )
+    assert (d.corpus, d.min_count, d.sample, d.ns_exponent, d.max_line_tokens) == (
+        None,
+        5,
+        1e-3,
+        0.75,
+        1000,
+    )
+    assert (o.name, o.learning_rate, o.schedule, o.sparse, o.kwargs) == (
+        "sgd",
+        0.025,
+        "linear",
+        "lazy",
+        {},
+    )
+    assert o.end_lr == pytest.approx(2.5e-6)  # word2vec.c: 1e-4 * alpha
+    assert (t.epochs, t.gradients, t.dtype, t.checkpoint_every_steps) == (
+        5,
+        "explicit",
+        "float32",
+        0,
+    )
+    assert (ev.analogies, ev.similarity, ev.restrict_vocab) == (None, None, 30000)
+
+
+def test_enums_match_the_model_modules():
+    assert tuple(Architecture) == ARCHITECTURES
+    assert set(Output) == set(OUTPUTS)
+
+
+def test_yaml_then_overrides(tmp_path):
+    path = write(
+        tmp_path,
+        "model:\n  architecture: cbow\n  dim: 50\noptimizer:\n  name: adam\n"
+        "  learning_rate: 1\n  kwargs: {b1: 0.8, eps: 1e-6}\n",
+    )
+    cfg = load_config(path, ["model.dim=300", "optimizer.kwargs.b2=0.99", "train.seed=7"])
+    assert cfg.model.architecture == Architecture.cbow and cfg.model.architecture == "cbow"
+    assert cfg.model.dim == 300 and cfg.model.window == 5  # override wins; default kept
+    assert cfg.optimizer.learning_rate == 1.0 and isinstance(cfg.optimizer.learning_rate, float)
+    assert cfg.optimizer.kwargs == {"b1": 0.8, "eps": 1e-6, "b2": 0.99}
+    assert cfg.train.seed == 7
+    cleared = load_config(path, ["optimizer.kwargs={}", "optimizer.name=sgd"])
+    assert cleared.optimizer.kwargs == {}
+
+
+def test_section_override_merges_dict_override_replaces():
+    cfg = load_config(None, ["model={dim: 3, window: 2}", "optimizer.name=adam"])
+    assert (cfg.model.dim, cfg.model.window, cfg.model.negatives) == (3, 2, 5)
+    cfg = load_config(
+        None, ["optimizer.name=adam", "optimizer.kwargs.b1=0.5"] + ["optimizer.kwargs={b2: 0.9}"]
+    )
+    assert cfg.optimizer.kwargs == {"b2": 0.9}
+
+
+def test_later_overrides_win():
+    cfg = load_config(None, ["model.dim=10", "model.dim=20"])
+    assert cfg.model.dim == 20
+
+
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        ("null", None),
+        ("corpus.txt", ("corpus.txt",)),
+        ("[a.txt,b.txt.xz]", ("a.txt", "b.txt.xz")),
+    ],
+)
+def test_corpus_forms(value, expected):
+    assert load_config(None, [f"data.corpus={value}"]).data.corpus == expected
+
+
+@pytest.mark.parametrize("value,expected", [("null", None), ("false", False), ("true", None)])
+def test_eval_data_forms(value, expected):
+    cfg = load_config(None, [f"eval.analogies={value}", "eval.similarity=my/ws.tsv"])
+    assert cfg.eval.analogies is expected and cfg.eval.similarity == "my/ws.tsv"
+
+
+def test_warmup_fraction_resolution():
+    assert load_config(None, ["optimizer.schedule=warmup_cosine"]).optimizer.warmup == 0.05
+    cfg = load_config(None, ["optimizer.schedule=warmup_linear", "optimizer.warmup_fraction=0.2"])
+    assert cfg.optimizer.warmup == 0.2
+    assert load_config(None).optimizer.warmup == 0.0
+
+
+def test_config_is_frozen():
+    cfg = load_config(None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.model.dim = 3  # type: ignore[misc]
+
+
+def test_yaml_and_dict_round_trip(tmp_path):
+    cfg = load_config(
+        None,
+        [
+            "model.output=hierarchical",
+            "data.corpus=[x.txt,y.txt]",
+            "optimizer.name=adam",
+            "optimizer.kwargs.b1=0.5",
+            "optimizer.schedule=warmup_cosine",
+            "optimizer.warmup_fraction=0.1",
+            "eval.similarity=false",
+            "data.max_vocab_size=1000",
+        ],
+    )
+    again = load_config(write(tmp_path, to_yaml(cfg)))
+    assert again == cfg
+    assert config_from_dict(to_dict(cfg)) == cfg
+    assert to_dict(cfg)["optimizer"]["schedule"] == "warmup_cosine"  # plain strings
+
+
+# --------------------------------------------------------------------------------------------
+# Errors: (yaml text or None, overrides, substrings the message must contain).
+
+BAD = {
+    "unknown key in yaml": (
+        "model:\n  dim: 3\n  dimm: 4\n",
+        [],
+        ["exp.yaml:3", "unknown key 'model.dimm'", "'dim'", "valid keys in 'model'", "window"],
+    ),
+    "unknown section in yaml": (
+        "modle:\n  dim: 3\n",
+        [],
+        ["exp.yaml:1", "unknown key 'modle'", "'model'", "optimizer"],
+    ),
+    "unknown key in --set": (
+        None,
+        ["train.epoch=3"],
+        ["--set train.epoch=3", "unknown key 'train.epoch'", "'epochs'", "batch_size"],
+    ),
+    "unknown section in --set": (None, ["mesh.devices=8"], ["unknown key 'mesh'", "model, data"]),
+    "wrong type in yaml": ("model:\n  dim: abc\n", [], ["exp.yaml", "model.dim", "'abc'"]),
+    "float for int": (None, ["train.batch_size=1.5"], ["train.batch_size", "1.5"]),
+    "bool for int": (None, ["model.dim=true"], ["model.dim", "True"]),
+    "str for float": (None, ["optimizer.learning_rate=fast"], ["optimizer.learning_rate"]),
+    "scalar for section": ("model: 3\n", [], ["exp.yaml:1", "section 'model'", "window"]),
+    "scalar for section in --set": (None, ["model=3"], ["--set model=3", "model"]),
+    "null for required": (None, ["model.window=null"], ["model.window", "not Optional"]),
+    "bad architecture": (
+        "model:\n  architecture: skipgrm\n",
+        [],
+        ["exp.yaml", "model.architecture", "skipgrm", "skipgram, cbow"],
+    ),
+    "bad output": (None, ["model.output=nce"], ["model.output", "softmax, hierarchical, negative"]),
+    "bad schedule": (None, ["optimizer.schedule=linearr"], ["optimizer.schedule", "warmup_cosine"]),
+    "bad sparse": (None, ["optimizer.sparse=sparse"], ["optimizer.sparse", "lazy, dense"]),
+    "bad gradients": (None, ["train.gradients=manual"], ["train.gradients", "explicit, autodiff"]),
+    "bad dtype": (None, ["train.dtype=float16"], ["train.dtype", "float32, float64, bfloat16"]),
+    "negative dim": (None, ["model.dim=-3"], ["--set model.dim=-3", "model.dim must be >= 1"]),
+    "negative dim in yaml": ("model:\n  dim: -3\n", [], ["exp.yaml:2", "model.dim must be >= 1"]),
+    "zero window": (None, ["model.window=0"], ["model.window must be >= 1"]),
+    "no negatives": (None, ["model.negatives=0"], ["model.negatives", "output=negative"]),
+    "negative negatives": (
+        None,
+        ["model.output=hierarchical", "model.negatives=-1"],
+        ["model.negatives must be >= 0"],
+    ),
+    "min_count 0": (None, ["data.min_count=0"], ["data.min_count must be >= 1"]),
+    "vocab 1": (None, ["data.max_vocab_size=1"], ["data.max_vocab_size must be >= 2"]),
+    "negative sample": (None, ["data.sample=-0.1"], ["data.sample must be >= 0"]),
+    "nan exponent": (None, ["data.ns_exponent=.nan"], ["data.ns_exponent must be a finite"]),
+    "zero line tokens": (None, ["data.max_line_tokens=0"], ["data.max_line_tokens must be"]),
+    "empty cache dir": (None, ["data.cache_dir=''"], ["data.cache_dir"]),
+    "corpus number": (None, ["data.corpus=3"], ["data.corpus", "a list of paths"]),
+    "corpus empty list": (None, ["data.corpus=[]"], ["data.corpus"]),
+    "corpus list of numbers": (None, ["data.corpus=[a.txt,3]"], ["data.corpus", "3"]),
+    "zero lr": (None, ["optimizer.learning_rate=0"], ["optimizer.learning_rate must be"]),
+    "negative end lr": (None, ["optimizer.end_learning_rate=-1"], ["end_learning_rate must be"]),
+    "exponential to zero": (
+        None,
+        ["optimizer.schedule=exponential", "optimizer.end_learning_rate=0"],
+        ["optimizer.end_learning_rate must be > 0 for schedule exponential"],
+    ),
+    "warmup without warmup schedule": (
+        None,
+        ["optimizer.warmup_fraction=0.1"],
+        ["optimizer.warmup_fraction", "warmup_cosine", "not by schedule linear"],
+    ),
+    "warmup fraction 1": (
+        None,
+        ["optimizer.schedule=warmup_cosine", "optimizer.warmup_fraction=1.0"],
+        ["optimizer.warmup_fraction must be in [0, 1)"],
+    ),
+    "unknown optimizer": (
+        "optimizer:\n  name: adamm\n",
+        [],
+        ["exp.yaml:2", "optimizer.name='adamm'", "did you mean", "adam", "rmsprop"],
+    ),
+    "optax name that is no optimizer": (
+        None,
+        ["optimizer.name=linear_schedule"],
+        ["'linear_schedule' is not an optimizer", "adagrad"],
+    ),
+    "unknown optimizer kwarg": (
+        "optimizer:\n  name: adam\n  kwargs:\n    beta1: 0.9\n",
+        [],
+        ["exp.yaml:4", "optimizer.kwargs.beta1", "optax.adam has no parameter", "b1"],
+    ),
+    "kwarg left from another optimizer": (
+        "optimizer:\n  name: adam\n  kwargs: {b1: 0.9}\n",
+        ["optimizer.name=sgd"],
+        ["optimizer.kwargs.b1", "optax.sgd", "momentum", "optimizer.kwargs={}"],
+    ),
+    "learning rate in kwargs": (
+        None,
+        ["optimizer.kwargs.learning_rate=0.1"],
+        ["optimizer.kwargs.learning_rate", "set optimizer.learning_rate"],
+    ),
+    "zero epochs": (None, ["train.epochs=0"], ["train.epochs must be >= 1"]),
+    "zero batch": (None, ["train.batch_size=0"], ["train.batch_size must be >= 1"]),
+    "zero scan": (None, ["train.steps_per_call=0"], ["train.steps_per_call must be >= 1"]),
+    "negative seed": (None, ["train.seed=-1"], ["train.seed must be in"]),
+    "negative checkpoint": (None, ["train.checkpoint_every_steps=-1"], ["checkpoint_every"]),
+    "negative log": (None, ["train.log_every_steps=-5"], ["train.log_every_steps must be"]),
+    "zero restrict": (None, ["eval.restrict_vocab=0"], ["eval.restrict_vocab must be >= 1"]),
+    "eval number": (None, ["eval.analogies=3"], ["eval.analogies", "false (skip)"]),
+    "set without =": (None, ["model.dim"], ["--set 'model.dim'", "KEY=VALUE"]),
+    "set empty key": (None, ["=3"], ["empty key"]),
+    "yaml syntax": ("model:\n  dim: [1, 2\n", [], ["exp.yaml:", "invalid YAML"]),
+    "yaml top level list": ("- 1\n- 2\n", [], ["exp.yaml", "top level must be a mapping"]),
+    "yaml top level scalar": ("hello\n", [], ["exp.yaml", "top level must be a mapping"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_config_is_a_clear_error(case, tmp_path):
+    text, overrides, needles = BAD[case]
+    path = write(tmp_path, text) if text is not None else None
+    with pytest.raises(ConfigError) as e:
+        load_config(path, overrides)
+    msg = str(e.value)
+    for needle in needles:
+        assert needle in msg, f"{needle!r} not in {msg!r}"
+    assert isinstance(e.value, ValueError)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_bad_dict():
+    with pytest.raises(ConfigError, match="<dict>: unknown key 'model.size'"):
+        config_from_dict({"model": {"size": 3}})
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        config_from_dict([1, 2])  # type: ignore[arg-type]
+
+
+def test_empty_file_is_defaults(tmp_path):
+    assert load_config(write(tmp_path, "# nothing\n")) == Config()
+
+
+# --------------------------------------------------------------------------------------------
+# The recipes in configs/.
+
+RECIPES = {  # file -> (architecture, output, optimizer, learning rate, sparse)
+    "sg_ns.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
+    "cbow_ns.yaml": ("cbow", "negative", "sgd", 0.05, "lazy"),
+    "sg_hs.yaml": ("skipgram", "hierarchical", "sgd", 0.025, "lazy"),
+    "cbow_hs.yaml": ("cbow", "hierarchical", "sgd", 0.05, "lazy"),
+    "sg_softmax.yaml": ("skipgram", "softmax", "sgd", 0.025, "lazy"),
+    "sg_ns_adam.yaml": ("skipgram", "negative", "adam", None, "lazy"),
+    "sg_ns_adagrad.yaml": ("skipgram", "negative", "adagrad", None, "lazy"),
+    "sg_ns_rmsprop.yaml": ("skipgram", "negative", "rmsprop", None, "lazy"),
+}
+
+
+def test_recipes_present():
+    names = {p.name for p in CONFIGS}
+    assert set(RECIPES) | {"smoke.yaml"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_recipe_loads(path, tmp_path):
+    cfg = load_config(path)
+    assert load_config(write(tmp_path, to_yaml(cfg))) == cfg
+    if path.name in RECIPES:
+        arch, output, name, lr, sparse = RECIPES[path.name]
+        o = cfg.optimizer
+        assert (cfg.model.architecture, cfg.model.output, o.name, o.sparse) == (
+            arch,
+            output,
+            name,
+            sparse,
+        )
+        if lr is not None:
+            assert o.learning_rate == lr
+        if output != "softmax":  # the C tool's defaults
+            m, d = cfg.model, cfg.data
+            assert (m.dim, m.window, d.min_count, d.sample, cfg.train.epochs) == (
+                100,
+                5,
+                5,
+                1e-3,
+                5,
+            )
+            assert m.negatives == (5 if output == "negative" else 0)
+
+
+def test_smoke_recipe_is_small():
+    cfg = load_config(CONFIGS[0].parent / "smoke.yaml")
+    assert cfg.model.dim <= 32 and cfg.train.epochs == 1
+    assert cfg.data.max_vocab_size is not None and cfg.data.max_vocab_size <= 5000
