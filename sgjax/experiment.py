@@ -1,0 +1,306 @@
+"""The Python API of a whole run: config -> vocabulary -> encoded corpus -> fit -> vectors
+-> evaluation. ``sgjax train`` is a thin wrapper around :func:`train`; scripts and notebooks
+call the same functions::
+
+    from sgjax.config import load_config
+    from sgjax.experiment import train
+
+    cfg = load_config("configs/sg_ns.yaml", ["optimizer.name=adam", "train.epochs=1"])
+    result = train(cfg, out_dir="runs/adam")
+    result.vectors.most_similar("king")
+    result.scores   # {"analogy": ..., "wordsim_spearman": ...}
+
+Run directory (``out_dir``): ``config.yaml`` (resolved config), ``vocab.txt`` (word2vec.c
+``-save-vocab`` format), ``metrics.jsonl`` (one JSON object a line: ``"event": "log"`` every
+``train.log_every_steps`` steps, ``"event": "epoch"`` at each epoch's end with loss, lr,
+words/s, epoch time and the evaluation scores), ``checkpoints/`` (see
+:mod:`sgjax.checkpoint`), and at the end ``vectors.bin`` and ``vectors.txt`` (word2vec
+binary and text formats, the input vectors W) and ``scores.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sgjax import checkpoint
+from sgjax.config import Config, load_config, to_yaml
+from sgjax.evaluate import evaluate_word_analogies, evaluate_word_pairs
+from sgjax.huffman import build_huffman
+from sgjax.optim import build_optimizer
+from sgjax.pipeline import encode_corpus, epoch_batches, noise_table
+from sgjax.train import Hooks, StepSpec, TrainState, fit, init_state
+from sgjax.vectors import WordVectors, write_word2vec
+from sgjax.vocab import Vocab, build_vocab, load_vocab, save_vocab
+
+
+def default_corpus() -> str:
+    """Path of the embedded default corpus (realtext-v1, 3.05M tokens)."""
+    from importlib.resources import files
+
+    return str(files("sgjax") / "data" / "realtext-v1.txt.xz")
+
+
+def corpus_paths(cfg: Config) -> list[str]:
+    c = cfg.data.corpus
+    if c is None:
+        return [default_corpus()]
+    return [str(p) for p in (c if isinstance(c, (list, tuple)) else [c])]
+
+
+@dataclasses.dataclass
+class Run:
+    """Everything a run builds before training: reusable by scripts."""
+
+    cfg: Config
+    vocab: Vocab
+    encoded: Any
+    tables: dict
+    spec: StepSpec
+    total_steps: int
+    state: TrainState
+
+
+@dataclasses.dataclass
+class Result:
+    state: TrainState
+    vectors: WordVectors
+    scores: dict
+    out_dir: Path | None
+
+
+def build(cfg: Config, out_dir: str | os.PathLike | None = None) -> Run:
+    """Vocabulary, encoded corpus, device tables, optimizer and a fresh state."""
+    paths = corpus_paths(cfg)
+    vocab = build_vocab(
+        paths,
+        min_count=cfg.data.min_count,
+        max_vocab_size=cfg.data.max_vocab_size,
+        max_line_tokens=cfg.data.max_line_tokens,
+    )
+    cache = cfg.data.cache_dir or (str(Path(out_dir) / "cache") if out_dir else None)
+    encoded = encode_corpus(paths, vocab, cache, max_line_tokens=cfg.data.max_line_tokens)
+    return _assemble(cfg, vocab, encoded)
+
+
+def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
+    m, t = cfg.model, cfg.train
+    tables: dict = {}
+    if m.output == "negative":
+        tables["noise"] = noise_table(vocab, cfg.data.ns_exponent)
+    elif m.output == "hierarchical":
+        tree = build_huffman(np.asarray(vocab.counts))
+        tables["tree"] = jax.tree.map(jnp.asarray, tree)
+    # steps per epoch, measured on epoch 0's batches (subsampling changes it by << 1%)
+    steps_per_epoch = sum(1 for _ in _batches(cfg, vocab, encoded, 0))
+    total_steps = max(1, steps_per_epoch * t.epochs)
+    optimizer = build_optimizer(cfg.optimizer, total_steps)
+    spec = StepSpec(
+        architecture=str(m.architecture),
+        output=str(m.output),
+        negatives=m.negatives,
+        cbow_mean=m.cbow_mean,
+        gradients=str(t.gradients),
+        optimizer=optimizer,
+    )
+    dtype = jnp.dtype(str(t.dtype))
+    state = init_state(
+        jax.random.PRNGKey(t.seed), len(vocab), m.dim, str(m.output), optimizer, dtype
+    )
+    return Run(cfg, vocab, encoded, tables, spec, total_steps, state)
+
+
+def _batches(cfg: Config, vocab: Vocab, encoded: Any, epoch: int):
+    return epoch_batches(
+        encoded,
+        vocab,
+        architecture=str(cfg.model.architecture),
+        window=cfg.model.window,
+        sample=cfg.data.sample,
+        batch_size=cfg.train.batch_size,
+        seed=cfg.train.seed,
+        epoch=epoch,
+    )
+
+
+def evaluate_vectors(cfg: Config, vectors: WordVectors) -> dict:
+    """Analogy accuracy (3CosAdd) and word-pair similarity as configured in ``cfg.eval``
+    (None: the shipped questions-words and WordSim-353; False: skipped)."""
+    scores: dict = {}
+    e = cfg.eval
+    if e.analogies is not False:
+        r = evaluate_word_analogies(vectors, e.analogies, restrict_vocab=e.restrict_vocab)
+        scores["analogy"] = r.score
+        scores["analogy_evaluated"] = r.total.evaluated
+    if e.similarity is not False:
+        s = evaluate_word_pairs(vectors, e.similarity, restrict_vocab=e.restrict_vocab)
+        scores["wordsim_spearman"] = s.spearman
+        scores["wordsim_pearson"] = s.pearson
+        scores["wordsim_oov_ratio"] = s.oov_ratio
+    return scores
+
+
+def vectors_of(run: Run, state: TrainState) -> WordVectors:
+    return WordVectors.from_params(run.vocab.words, np.asarray(state.params["W"], np.float32))
+
+
+class _Progress:
+    """tqdm on a terminal; plain log lines on stderr every ~10 s otherwise."""
+
+    def __init__(self, total_words: int, initial: int, enabled: bool) -> None:
+        self.total, self.done, self.enabled = total_words, initial, enabled
+        self.bar = None
+        self.t0 = self.last = time.perf_counter()
+        self.start = initial
+        if enabled and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total_words,
+                initial=initial,
+                unit="w",
+                unit_scale=True,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
+
+    def __call__(self, words: int, m: dict) -> None:
+        self.done += words
+        if self.bar is not None:
+            self.bar.update(words)
+            self.bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}", refresh=False)
+        elif self.enabled and time.perf_counter() - self.last > 10:
+            self.last = time.perf_counter()
+            rate = (self.done - self.start) / max(self.last - self.t0, 1e-9)
+            eta = (self.total - self.done) / max(rate, 1e-9)
+            print(
+                f"words {self.done}/{self.total} ({100 * self.done / self.total:.1f}%) "
+                f"{rate:,.0f} words/s loss {m['loss']:.4f} lr {m['lr']:.3e} eta {eta:.0f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _append_jsonl(path: Path, record: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def train(
+    cfg: Config,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    evaluate_each_epoch: bool = True,
+) -> Result:
+    """Train as ``cfg`` says; with ``out_dir`` write the run directory (module docstring).
+
+    ``resume=True`` continues from the newest checkpoint in ``out_dir`` (its config.yaml and
+    vocab.txt are used, so the result equals an uninterrupted run's).
+    """
+    out = Path(out_dir) if out_dir is not None else None
+    if resume:
+        if out is None or checkpoint.latest(out) is None:
+            raise FileNotFoundError(f"--resume: no checkpoint in {out}/checkpoints")
+        cfg = load_config(out / "config.yaml")
+        vocab = load_vocab(out / "vocab.txt")
+        cache = cfg.data.cache_dir or str(out / "cache")
+        encoded = encode_corpus(
+            corpus_paths(cfg), vocab, cache, max_line_tokens=cfg.data.max_line_tokens
+        )
+        run = _assemble(cfg, vocab, encoded)
+        state, meta = checkpoint.restore(checkpoint.latest(out), run.state)
+        run.state = state
+    else:
+        run = build(cfg, out)
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            if checkpoint.latest(out) is not None:
+                raise FileExistsError(f"{out} already holds a run; use --resume or another --out")
+            checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
+            save_vocab(run.vocab, out / "vocab.txt")
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+
+    corpus_words = int(run.encoded.n_tokens)
+    metrics_path = out / "metrics.jsonl" if out is not None else None
+    total_words = corpus_words * cfg.train.epochs
+    done_words = corpus_words * int(run.state.epoch) + int(run.state.words)
+    bar = _Progress(total_words, done_words, progress)
+    last_ckpt: list[Any] = [checkpoint.latest(out) if out is not None else None]
+    scores: dict = {}
+
+    def meta_of(state: TrainState) -> dict:
+        return {
+            "step": int(state.step),
+            "epoch": int(state.epoch),
+            "batch_in_epoch": int(state.batch_in_epoch),
+            "words_total": corpus_words * int(state.epoch) + int(state.words),
+        }
+
+    def on_checkpoint(state: TrainState | None, why: str):
+        if out is None or state is None:
+            return last_ckpt[0]
+        last_ckpt[0] = checkpoint.save(out, state, meta_of(state))
+        return last_ckpt[0]
+
+    def on_log(state: TrainState, m: dict) -> None:
+        if metrics_path is not None:
+            _append_jsonl(
+                metrics_path, {"event": "log", **m, "words_total": meta_of(state)["words_total"]}
+            )
+
+    def on_epoch_end(state: TrainState, m: dict) -> None:
+        rec = {"event": "epoch", **m, "words_total": meta_of(state)["words_total"]}
+        if evaluate_each_epoch:
+            t = time.perf_counter()
+            rec.update(evaluate_vectors(cfg, vectors_of(run, state)))
+            rec["eval_time_s"] = time.perf_counter() - t
+        scores.update({k: v for k, v in rec.items() if k.startswith(("analogy", "wordsim"))})
+        if metrics_path is not None:
+            _append_jsonl(metrics_path, rec)
+        if progress:
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}
+            print(json.dumps(shown), file=sys.stderr, flush=True)
+
+    hooks = Hooks(on_log=on_log, on_epoch_end=on_epoch_end, checkpoint=on_checkpoint, progress=bar)
+    try:
+        state = fit(
+            run.state,
+            lambda e: _batches(cfg, run.vocab, run.encoded, e),
+            run.tables,
+            run.spec,
+            epochs=cfg.train.epochs,
+            steps_per_call=cfg.train.steps_per_call,
+            checkpoint_every_steps=cfg.train.checkpoint_every_steps,
+            log_every_steps=cfg.train.log_every_steps,
+            hooks=hooks,
+        )
+    finally:
+        bar.close()
+    vectors = vectors_of(run, state)
+    if not scores or not evaluate_each_epoch:
+        scores = evaluate_vectors(cfg, vectors)
+    if out is not None:
+        write_word2vec(vectors, out / "vectors.bin", binary=True)
+        write_word2vec(vectors, out / "vectors.txt", binary=False)
+        checkpoint.write_text_atomic(out / "scores.json", json.dumps(scores, indent=1))
+    return Result(state=state, vectors=vectors, scores=scores, out_dir=out)
+
+
+def finite_or_none(x: float) -> float | None:
+    return x if isinstance(x, float) and math.isfinite(x) else None

@@ -1,0 +1,334 @@
+"""The training state, the jitted train step and the fit loop.
+
+``train_step(state, batch, tables, spec) -> (state, metrics)`` is a module-level pure
+function. ``batch`` holds ``S = train.steps_per_call`` host batches stacked on a leading
+axis; one compiled call runs them with ``jax.lax.scan``, so the host dispatches once per S
+steps. Inside each step the output-layer fields of the example (negatives drawn from
+``counts^ns_exponent``, Huffman paths) are added on the device
+(:func:`sgjax.pipeline.complete_batch`), the gradient is the paper's explicit rule
+(:func:`sgjax.rules.value_and_rule`, row-sparse) or ``jax.grad`` of the loss (dense), as
+``train.gradients`` says, and the optax optimizer (:mod:`sgjax.optim`) applies it. The state
+is donated, so the tables are updated in place.
+
+The fit loop (:func:`fit`) fails loudly on a non-finite loss (:class:`NonFiniteLossError`,
+the last good checkpoint is kept) and on an unexpected recompilation of the step
+(:class:`RecompilationError`: a new batch shape or dtype would silently cost a compile per
+call). SIGINT (Ctrl-C) finishes the running call, writes a checkpoint and raises
+:class:`Interrupted`; :func:`fit` with a restored state continues exactly where the run
+stopped, giving the same final vectors as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from sgjax.losses import batch_loss
+from sgjax.params import Params, init_params
+from sgjax.pipeline import complete_batch
+from sgjax.rules import value_and_rule
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step and the last checkpoint."""
+
+
+class RecompilationError(RuntimeError):
+    """The train step compiled more than once (the batch's shape or dtype changed)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Training was interrupted (SIGINT) after a checkpoint was written."""
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that evolves during training, as one pytree (checkpointed whole).
+
+    ``step`` counts optimizer steps (it drives the schedule); ``epoch`` and
+    ``batch_in_epoch`` say where in the data the run is, so a resumed run regenerates the
+    same batches; ``words`` counts corpus words (before subsampling) of the current epoch;
+    ``key`` is the raw PRNG key for on-device sampling.
+    """
+
+    params: Params
+    opt_state: Any
+    step: jax.Array
+    epoch: jax.Array
+    batch_in_epoch: jax.Array
+    words: jax.Array
+    key: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpec:
+    """The static (compile-time) description of a step. Hashable: it is a jit static arg."""
+
+    architecture: str
+    output: str
+    negatives: int
+    cbow_mean: bool
+    gradients: str  # explicit | autodiff
+    optimizer: Any  # sgjax.optim.SparseOptimizer (init, update, learning_rate)
+
+
+def init_state(
+    key: jax.Array, vocab_size: int, dim: int, output: str, optimizer: Any, dtype: Any = jnp.float32
+) -> TrainState:
+    """A fresh state: reference-initialised params (from ``key``) and optimizer state."""
+    k_params, k_train = jax.random.split(key)
+    params = init_params(k_params, vocab_size, dim, output, dtype)
+
+    def zero():  # distinct buffers: the state is donated, and a buffer is donated once
+        return jnp.zeros((), jnp.int32)
+
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        step=zero(),
+        epoch=zero(),
+        batch_in_epoch=zero(),
+        words=zero(),
+        key=k_train,
+    )
+
+
+def _grads(params: Params, ex: dict, spec: StepSpec):
+    if spec.gradients == "explicit":
+        return value_and_rule(params, ex, spec.architecture, spec.output, spec.cbow_mean)
+    return jax.value_and_grad(batch_loss)(
+        params, ex, spec.architecture, spec.output, spec.cbow_mean
+    )
+
+
+def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
+    key, sub = jax.random.split(state.key)
+    ex = complete_batch(
+        sub,
+        {k: batch[k] for k in ("center", "context", "mask")},
+        output=spec.output,
+        negatives=spec.negatives,
+        table=tables.get("noise"),
+        tree_arrays=tables.get("tree"),
+        architecture=spec.architecture,
+    )
+    E, grads = _grads(state.params, ex, spec)
+    params, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
+    new = state.replace(
+        params=params,
+        opt_state=opt_state,
+        step=state.step + 1,
+        batch_in_epoch=state.batch_in_epoch + 1,
+        words=state.words + batch["words"].astype(jnp.int32),
+        key=key,
+    )
+    if spec.architecture == "skipgram":
+        terms = batch["mask"].sum()  # (centre, context) pairs
+    else:
+        terms = batch["mask"].any(1).sum()  # targets with a context
+    return new, (E.astype(jnp.float32), terms.astype(jnp.float32))
+
+
+def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
+    """Run ``S`` steps (leading axis of every ``batch`` leaf) in one ``lax.scan``.
+
+    ``batch["active"]`` (S,) marks real steps; inactive ones (padding of the last call of an
+    epoch) leave the state untouched. Returns the new state and metrics: ``loss`` (sum of E),
+    ``terms`` (output predictions made: pairs for skip-gram, targets for CBOW), ``lr`` (the
+    learning rate at the last step) and ``finite`` (False if any E was non-finite).
+    """
+
+    def body(st, b):
+        return jax.lax.cond(
+            b["active"],
+            lambda s: _one_step(s, b, tables, spec),
+            lambda s: (s, (jnp.float32(0), jnp.float32(0))),
+            st,
+        )
+
+    state, (E_S, terms_S) = jax.lax.scan(body, state, batch)
+    metrics = {
+        "loss": E_S.sum(),
+        "terms": terms_S.sum(),
+        "finite": jnp.isfinite(E_S).all(),
+        "lr": jnp.asarray(spec.optimizer.learning_rate(state.step - 1), jnp.float32),
+    }
+    return state, metrics
+
+
+train_step_jit = jax.jit(train_step, static_argnames=("spec",), donate_argnums=(0,))
+
+
+# --------------------------------------------------------------------------------------------
+# Host side: grouping batches into calls, the fit loop.
+
+
+def group_batches(batches: Iterable[dict], steps_per_call: int) -> Iterator[dict]:
+    """Stack consecutive host batches into groups of ``steps_per_call`` with an ``active``
+    flag; the last group is padded with inactive copies (never dropped)."""
+    group: list[dict] = []
+    for b in batches:
+        group.append(b)
+        if len(group) == steps_per_call:
+            yield _stack(group, steps_per_call)
+            group = []
+    if group:
+        yield _stack(group, steps_per_call)
+
+
+def _stack(group: list[dict], S: int) -> dict:
+    n = len(group)
+    keys = ("center", "context", "mask", "words")
+    out = {
+        k: np.stack([np.asarray(g[k]) for g in group] + [np.asarray(group[-1][k])] * (S - n))
+        for k in keys
+    }
+    out["active"] = np.arange(S) < n
+    return out
+
+
+class _SigintFlag:
+    """Turns SIGINT into a flag checked between calls, so no call is torn apart."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old: Any = None
+
+    def __enter__(self) -> _SigintFlag:
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self._old = None
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised:  # a second Ctrl-C: stop at once
+            raise KeyboardInterrupt
+        self.raised = True
+        print(
+            "\ninterrupt: finishing the current call and writing a checkpoint ...",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+@dataclasses.dataclass
+class Hooks:
+    """Callbacks of :func:`fit`; each gets the state (on the device) and a metrics dict."""
+
+    on_log: Callable[[TrainState, dict], None] = lambda state, m: None
+    on_epoch_end: Callable[[TrainState, dict], None] = lambda state, m: None
+    checkpoint: Callable[[TrainState, str], Any] = lambda state, why: None  # returns a path
+    progress: Callable[[int, dict], None] = lambda words, m: None  # words since last call
+
+
+def fit(
+    state: TrainState,
+    epoch_batches: Callable[[int], Iterable[dict]],
+    tables: dict,
+    spec: StepSpec,
+    *,
+    epochs: int,
+    steps_per_call: int,
+    checkpoint_every_steps: int = 0,
+    log_every_steps: int = 0,
+    hooks: Hooks | None = None,
+) -> TrainState:
+    """Train from ``state`` to the end of epoch ``epochs``.
+
+    ``epoch_batches(epoch)`` yields the host batches of an epoch (deterministic in the
+    epoch); a state restored mid-epoch skips the batches it already applied.
+    """
+    hooks = hooks or Hooks()
+    compiled_sizes: set[int] = set()
+    with _SigintFlag() as sigint:
+        while int(state.epoch) < epochs:
+            epoch = int(state.epoch)
+            skip = int(state.batch_in_epoch)
+            t0, words0 = time.perf_counter(), int(state.words)
+            loss_sum = terms_sum = 0.0
+            log_loss = log_terms = 0.0
+            last_log_step = int(state.step)
+            last_ckpt_step = int(state.step)
+            batches = iter(epoch_batches(epoch))
+            for _ in range(skip):
+                next(batches)
+            lr = float("nan")
+            for group in group_batches(batches, steps_per_call):
+                words_before = int(state.words)
+                state, m = train_step_jit(state, group, tables, spec)
+                size = train_step_jit._cache_size()
+                if compiled_sizes and size > max(compiled_sizes):
+                    raise RecompilationError(
+                        f"train_step compiled again at step {int(state.step)} (now {size} "
+                        "programs): a batch changed shape or dtype; "
+                        + ", ".join(f"{k}{v.shape}:{v.dtype}" for k, v in group.items())
+                    )
+                compiled_sizes.add(size)
+                m = jax.device_get(m)
+                step = int(state.step)
+                if not m["finite"]:
+                    where = hooks.checkpoint(None, "nonfinite")
+                    raise NonFiniteLossError(
+                        f"non-finite loss in epoch {epoch + 1} at or before step {step}; "
+                        f"training stopped, the last good checkpoint is kept ({where}). "
+                        "Try a lower optimizer.learning_rate."
+                    )
+                loss_sum += float(m["loss"])
+                terms_sum += float(m["terms"])
+                log_loss += float(m["loss"])
+                log_terms += float(m["terms"])
+                lr = float(m["lr"])
+                hooks.progress(
+                    int(state.words) - words_before,
+                    {"loss": float(m["loss"]) / max(float(m["terms"]), 1.0), "lr": lr},
+                )
+                if log_every_steps and step - last_log_step >= log_every_steps:
+                    hooks.on_log(
+                        state,
+                        {
+                            "epoch": epoch + 1,
+                            "step": step,
+                            "lr": lr,
+                            "loss": log_loss / max(log_terms, 1.0),
+                        },
+                    )
+                    log_loss = log_terms = 0.0
+                    last_log_step = step
+                if checkpoint_every_steps and step - last_ckpt_step >= checkpoint_every_steps:
+                    hooks.checkpoint(state, "steps")
+                    last_ckpt_step = step
+                if sigint.raised:
+                    path = hooks.checkpoint(state, "interrupt")
+                    raise Interrupted(f"interrupted at step {step}; checkpoint: {path}")
+            dt = time.perf_counter() - t0
+            words = int(state.words) - words0
+            state = state.replace(
+                epoch=state.epoch + 1, batch_in_epoch=jnp.int32(0), words=jnp.int32(0)
+            )
+            metrics = {
+                "epoch": epoch + 1,
+                "step": int(state.step),
+                "loss": loss_sum / max(terms_sum, 1.0),
+                "lr": lr,
+                "words": words,
+                "epoch_time_s": dt,
+                "words_per_s": words / dt if dt > 0 else math.nan,
+            }
+            hooks.on_epoch_end(state, metrics)
+            hooks.checkpoint(state, "epoch")
+    return state
