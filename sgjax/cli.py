@@ -22,12 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgjax", description=__doc__)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
-        try:
-            mod = importlib.import_module(f"sgjax.commands.{module}")
-        except ModuleNotFoundError as e:  # a command whose module is not written yet
-            if e.name != f"sgjax.commands.{module}":
-                raise
-            continue
+        mod = importlib.import_module(f"sgjax.commands.{module}")
         p = sub.add_parser(name, help=help_, description=(mod.__doc__ or help_).strip())
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
