@@ -14,6 +14,13 @@ complete, then ``LATEST`` is replaced atomically (write + fsync + ``os.replace``
 any moment leaves the previous checkpoint intact and ``LATEST`` pointing at a complete one.
 The vocabulary and config of a run never change, so they live once at ``RUN/vocab.txt`` and
 ``RUN/config.yaml`` (written by the trainer before the first checkpoint).
+
+Sharded states (:mod:`sgjax.sharding`): arrays spread over several devices are handed to
+orbax as they are (each shard written once; with several processes every process writes its
+own, process 0 alone does the directory work, between barriers), and :func:`restore` puts
+every leaf on the sharding of its target leaf, so a checkpoint written on one mesh restores
+on any other device count; ``pad_rows=True`` accepts the different (zero-padded) row counts
+of the tables on meshes of another size.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import numpy as np
 
 LATEST = "LATEST"
 
@@ -52,33 +60,56 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     _fsync_dir(path.parent)
 
 
+def _to_save(x: Any) -> Any:
+    """Arrays on one device go to the host (as before); arrays sharded over several devices
+    (:mod:`sgjax.sharding`) are handed to orbax as they are, which writes each shard once."""
+    if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
+        return x
+    return jax.device_get(x)
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+
+
 def save(run_dir: str | os.PathLike, state: Any, meta: dict, keep: int = 2) -> Path:
     """Save ``state`` (any pytree of arrays) and ``meta`` atomically; keep the newest ``keep``.
 
-    Returns the checkpoint's directory.
+    Returns the checkpoint's directory. With several processes (``jax.distributed``) every
+    process calls it with the same ``run_dir`` on a shared file system: all write their
+    shards of ``state``, process 0 alone does the directory work and ``meta.json``.
     """
     import orbax.checkpoint as ocp
 
+    primary = jax.process_index() == 0
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step_{int(meta['step']):010d}"
     final, tmp = root / name, root / f".tmp-{name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    state = jax.device_get(state)
+    if primary:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+    _barrier(f"sgjax-ckpt-prepare-{name}")
+    state = jax.tree.map(_to_save, state)
     ckptr = ocp.StandardCheckpointer()
     ckptr.save((tmp / "state").absolute(), state)
     ckptr.wait_until_finished()
     ckptr.close()
-    write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
-    if final.exists():  # the same step saved twice (e.g. epoch end == N-step boundary)
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _fsync_dir(root)
-    write_text_atomic(root / LATEST, name + "\n")
-    for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    _barrier(f"sgjax-ckpt-written-{name}")
+    if primary:
+        write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
+        if final.exists():  # the same step saved twice (e.g. epoch end == N-step boundary)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        _fsync_dir(root)
+        write_text_atomic(root / LATEST, name + "\n")
+        for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    _barrier(f"sgjax-ckpt-done-{name}")
     return final
 
 
@@ -95,17 +126,74 @@ def latest(run_dir: str | os.PathLike) -> Path | None:
     return path
 
 
-def restore(path: str | os.PathLike, target: Any) -> tuple[Any, dict]:
+def _sharded(x: Any) -> bool:
+    sharding = getattr(x, "sharding", None)
+    return isinstance(sharding, jax.sharding.Sharding) and len(sharding.device_set) > 1
+
+
+def _abstract(x: Any) -> Any:
+    """The restore target of one leaf: a ShapeDtypeStruct with the leaf's sharding when it
+    spans several devices (orbax restores onto it), else a host array template (restored
+    as numpy, as a one-device state always was)."""
+    if _sharded(x):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    return np.empty(x.shape, x.dtype)  # lazily allocated: a template, never written
+
+
+def _fit_rows(x: Any, shape: tuple) -> Any:
+    """Numpy ``x`` cut or zero-padded in its leading dimension to ``shape``."""
+    if not isinstance(x, np.ndarray) or x.shape == tuple(shape):
+        return x
+    x = x[: shape[0]]
+    return np.concatenate([x, np.zeros((shape[0] - x.shape[0], *x.shape[1:]), x.dtype)])
+
+
+def _names(path: tuple) -> tuple:
+    return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def _check_shapes(saved: Any, target: Any, pad_rows: bool) -> None:
+    """Refuse a target whose shapes differ from the checkpoint's (other than in rows when
+    ``pad_rows``), naming the leaf; orbax would otherwise pad or truncate silently."""
+    have = {_names(p): tuple(x.shape) for p, x in jax.tree_util.tree_flatten_with_path(saved)[0]}
+    for p, x in jax.tree_util.tree_flatten_with_path(target)[0]:
+        want, got = tuple(x.shape), have.get(_names(p))
+        if got is None or got == want:
+            continue  # a structural mismatch is orbax's to report
+        rows_only = pad_rows and len(got) == len(want) >= 1 and got[1:] == want[1:]
+        if not rows_only:
+            raise ValueError(
+                f"checkpoint leaf {jax.tree_util.keystr(p)} has shape {got}, the target "
+                f"{want}" + ("" if pad_rows else " (pad_rows=True allows other row counts)")
+            )
+
+
+def restore(path: str | os.PathLike, target: Any, *, pad_rows: bool = False) -> tuple[Any, dict]:
     """Restore ``(state, meta)`` from a checkpoint directory into the structure of ``target``
-    (a pytree of arrays or ShapeDtypeStructs with the same structure, shapes and dtypes)."""
+    (a pytree of arrays or ShapeDtypeStructs with the same structure, shapes and dtypes).
+
+    A leaf whose target spans several devices (a ``ShapeDtypeStruct``'s ``sharding`` or a
+    ``jax.Array``'s) is restored onto that sharding, any other leaf as a numpy array, so a
+    checkpoint written on one mesh restores onto any other device count. ``pad_rows=True``
+    also allows leaves whose leading dimension differs (the zero padding rows of
+    :mod:`sgjax.sharding` tables): rows are appended as zeros or truncated from the end.
+    """
     import orbax.checkpoint as ocp
 
     path = Path(path)
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+    abstract = jax.tree.map(_abstract, target)
     ckptr = ocp.StandardCheckpointer()
     try:
-        state = ckptr.restore((path / "state").absolute(), abstract)
+        try:
+            saved = ckptr.metadata((path / "state").absolute()).item_metadata
+        except Exception:  # noqa: BLE001 - no metadata: orbax checks what it can
+            saved = None
+        if saved is not None:
+            _check_shapes(saved, abstract, pad_rows)
+        state = ckptr.restore((path / "state").absolute(), abstract, strict=not pad_rows)
     finally:
         ckptr.close()
+    if pad_rows:  # orbax pads / truncates sharded leaves itself, not host (numpy) ones
+        state = jax.tree.map(lambda x, t: _fit_rows(x, t.shape), state, abstract)
     return state, meta

@@ -37,9 +37,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
     import sys
+    from pathlib import Path
 
     from sgjax.config import ConfigError, load_config
     from sgjax.experiment import train
+    from sgjax.sharding import initialize_distributed, is_primary
     from sgjax.train import Interrupted, NonFiniteLossError
 
     try:
@@ -50,6 +52,10 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        # multi-host: jax.distributed starts before any other JAX work (sgjax.sharding)
+        saved = Path(args.out) / "config.yaml"
+        mesh = cfg.mesh if cfg is not None else load_config(saved).mesh if saved.is_file() else None
+        initialize_distributed(mesh)
         result = train(cfg, args.out, resume=args.resume, progress=not args.quiet)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"sgjax train: error: {e}", file=sys.stderr)
@@ -63,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
+    if not is_primary():  # process 0 reports for all
+        return 0
     print(json.dumps({"out": str(result.out_dir), **result.scores}))
     if not args.quiet:
         for w in QUICKSTART_WORDS:
