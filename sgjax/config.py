@@ -1,7 +1,7 @@
 """Experiment configuration: a typed schema, YAML files and dotted ``key=value`` overrides.
 
 The schema is a tree of frozen dataclasses (:class:`Config` with sections ``model``, ``data``,
-``optimizer``, ``train``, ``eval``). Loading, merging and overrides are done by omegaconf
+``optimizer``, ``train``, ``eval``, ``mesh``). Loading, merging and overrides are done by omegaconf
 (``OmegaConf.structured`` + merge of the YAML file + ``--set`` items), so unknown keys, wrong
 types and bad enumeration values are caught by the schema; :func:`load_config` then checks
 ranges and cross-field rules. Every problem raises :class:`ConfigError` naming the dotted key
@@ -95,6 +95,18 @@ class Sparse(StrEnum):
     dense = "dense"
 
 
+class CbowUpdate(StrEnum):
+    paper = "paper"
+    word2vec = "word2vec"
+
+
+class SkipgramInput(StrEnum):
+    """Skip-gram's input word (:data:`sgjax.losses.SKIPGRAM_INPUTS`)."""
+
+    center = "center"
+    context = "context"
+
+
 class Gradients(StrEnum):
     explicit = "explicit"
     autodiff = "autodiff"
@@ -118,6 +130,16 @@ class ModelConfig:
     window: int = 5  # maximum window; the effective one is drawn from 1..window
     negatives: int = 5  # K negative samples per positive (output: negative)
     cbow_mean: bool = True  # CBOW h = mean of the context vectors (False: their sum)
+    # CBOW (mean) input update: paper = the gradient EH / C per context word; word2vec = EH
+    # to every context word, as word2vec.c and gensim do (see sgjax.losses.cbow_hidden)
+    cbow_update: CbowUpdate = CbowUpdate.paper
+    # skip-gram input word: center = the paper (h = v_{w_I} of the centre predicts each
+    # context word); context = word2vec.c and gensim (each context word predicts the centre)
+    skipgram_input: SkipgramInput = SkipgramInput.center
+    # skip-gram NS: one set of K negatives per centre word, shared by its C context pairs
+    # instead of one set per pair (K rows per centre instead of C x K; see sgjax.losses and
+    # BENCHMARKS.md: with skipgram_input=context it keeps the accuracy, with center it loses)
+    shared_negatives: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +185,13 @@ class TrainConfig:
     epochs: int = 5  # passes over the corpus
     batch_size: int = 1024  # examples (centre positions) per step
     steps_per_call: int = 100  # steps per compiled call (jax.lax.scan length)
+    # explicit gradients: compute the rule on this many equal slices of each batch as
+    # independent programs (XLA's CPU runtime runs them concurrently; same update, summed)
+    batch_parts: int = 1
+    # explicit gradients: 0 = sum every update of a row (per-example SGD summed over the
+    # batch); n > 0 = a row more than n of a batch's entries update gets their sum scaled to
+    # n entries' worth (large batches; sgjax.train.cap_row_updates, BENCHMARKS.md)
+    row_update_cap: int = 0
     seed: int = 0  # jax.random key seed
     gradients: Gradients = Gradients.explicit  # explicit (the paper's rules) | autodiff
     checkpoint_every_steps: int = 0  # 0 = checkpoint at the end of each epoch only
@@ -178,12 +207,22 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class MeshConfig:
+    """Devices for training (:mod:`sgjax.sharding`); the default 1 x 1 is one device."""
+
+    data: int = 1  # devices along the data axis: each step's batch is split over them
+    model: int = 1  # devices along the model axis: W, W_out and their optimizer state by rows
+    distributed: bool = False  # call jax.distributed.initialize() (TPU pods, SLURM, ...)
+
+
+@dataclass(frozen=True)
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    mesh: MeshConfig = field(default_factory=MeshConfig)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,6 +476,20 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     check(m.negatives >= 0, "model.negatives", "must be >= 0")
     if m.output == Output.negative:
         check(m.negatives >= 1, "model.negatives", "must be >= 1 with model.output=negative")
+    if m.shared_negatives:
+        check(
+            m.architecture == Architecture.skipgram and m.output == Output.negative,
+            "model.shared_negatives",
+            "applies to model.architecture=skipgram with model.output=negative only "
+            f"(here {m.architecture!s} with {m.output!s}; CBOW draws one set per target "
+            "already)",
+        )
+    if m.skipgram_input != SkipgramInput.center:
+        check(
+            m.architecture == Architecture.skipgram,
+            "model.skipgram_input",
+            f"applies to model.architecture=skipgram only (here {m.architecture!s})",
+        )
 
     check(d.min_count >= 1, "data.min_count", "must be >= 1")
     if d.max_vocab_size is not None:
@@ -477,6 +530,20 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     check(t.epochs >= 1, "train.epochs", "must be >= 1")
     check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
     check(t.steps_per_call >= 1, "train.steps_per_call", "must be >= 1")
+    check(t.batch_parts >= 1, "train.batch_parts", "must be >= 1")
+    check(t.row_update_cap >= 0, "train.row_update_cap", "must be >= 0 (0 = no cap)")
+    if t.row_update_cap:
+        check(
+            t.gradients == Gradients.explicit,
+            "train.row_update_cap",
+            "needs train.gradients=explicit (autodiff gives dense gradients, whose rows "
+            "cannot be told apart by example)",
+        )
+    check(
+        t.batch_size % t.batch_parts == 0,
+        "train.batch_size",
+        f"must be a multiple of train.batch_parts={t.batch_parts}",
+    )
     check(0 <= t.seed < 2**32, "train.seed", "must be in [0, 2**32)")
     check(
         t.checkpoint_every_steps >= 0,
@@ -485,6 +552,13 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     )
     check(t.log_every_steps >= 0, "train.log_every_steps", "must be >= 0 (0 = per epoch)")
     check(ev.restrict_vocab >= 1, "eval.restrict_vocab", "must be >= 1")
+    check(cfg.mesh.data >= 1, "mesh.data", "must be >= 1")
+    check(cfg.mesh.model >= 1, "mesh.model", "must be >= 1")
+    check(
+        t.batch_size % cfg.mesh.data == 0,
+        "train.batch_size",
+        f"must be a multiple of mesh.data={cfg.mesh.data} (each data shard gets an equal slice)",
+    )
     return cfg
 
 

@@ -33,12 +33,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgjax import checkpoint
+from sgjax import checkpoint, sharding
 from sgjax.config import Config, load_config, to_yaml
-from sgjax.evaluate import evaluate_word_analogies, evaluate_word_pairs
+from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
 from sgjax.huffman import build_huffman
 from sgjax.optim import build_optimizer
-from sgjax.pipeline import encode_corpus, epoch_batches, noise_table
+from sgjax.pipeline import encode_corpus, epoch_batches, noise_sampler, noise_table
 from sgjax.train import Hooks, StepSpec, TrainState, fit, init_state
 from sgjax.vectors import WordVectors, write_word2vec
 from sgjax.vocab import Vocab, build_vocab, load_vocab, save_vocab
@@ -97,7 +97,7 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
     m, t = cfg.model, cfg.train
     tables: dict = {}
     if m.output == "negative":
-        tables["noise"] = noise_table(vocab, cfg.data.ns_exponent)
+        tables["noise"] = noise_sampler(noise_table(vocab, cfg.data.ns_exponent))
     elif m.output == "hierarchical":
         tree = build_huffman(np.asarray(vocab.counts))
         tables["tree"] = jax.tree.map(jnp.asarray, tree)
@@ -110,8 +110,13 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
         output=str(m.output),
         negatives=m.negatives,
         cbow_mean=m.cbow_mean,
+        cbow_update=str(m.cbow_update),
         gradients=str(t.gradients),
         optimizer=optimizer,
+        shared_negatives=m.shared_negatives,
+        skipgram_input=str(m.skipgram_input),
+        batch_parts=t.batch_parts,
+        row_update_cap=t.row_update_cap,
     )
     dtype = jnp.dtype(str(t.dtype))
     state = init_state(
@@ -143,15 +148,20 @@ def evaluate_vectors(cfg: Config, vectors: WordVectors) -> dict:
         scores["analogy"] = r.score
         scores["analogy_evaluated"] = r.total.evaluated
     if e.similarity is not False:
-        s = evaluate_word_pairs(vectors, e.similarity, restrict_vocab=e.restrict_vocab)
-        scores["wordsim_spearman"] = s.spearman
-        scores["wordsim_pearson"] = s.pearson
-        scores["wordsim_oov_ratio"] = s.oov_ratio
+        try:
+            s = evaluate_word_pairs(vectors, e.similarity, restrict_vocab=e.restrict_vocab)
+        except NoValidPairsError:  # every pair out of vocabulary (e.g. a tiny corpus)
+            scores.update(wordsim_spearman=None, wordsim_pearson=None, wordsim_oov_ratio=100.0)
+        else:
+            scores["wordsim_spearman"] = s.spearman
+            scores["wordsim_pearson"] = s.pearson
+            scores["wordsim_oov_ratio"] = s.oov_ratio
     return scores
 
 
 def vectors_of(run: Run, state: TrainState) -> WordVectors:
-    return WordVectors.from_params(run.vocab.words, np.asarray(state.params["W"], np.float32))
+    W = sharding.host_array(state.params["W"])[: len(run.vocab)]  # sharded: gathered, unpadded
+    return WordVectors.from_params(run.vocab.words, np.asarray(W, np.float32))
 
 
 class _Progress:
@@ -224,11 +234,14 @@ def train(
             corpus_paths(cfg), vocab, cache, max_line_tokens=cfg.data.max_line_tokens
         )
         run = _assemble(cfg, vocab, encoded)
-        state, meta = checkpoint.restore(checkpoint.latest(out), run.state)
-        run.state = state
+        state, meta = checkpoint.restore(  # onto cfg.mesh, from a checkpoint of any mesh
+            checkpoint.latest(out), sharding.restore_target(cfg, run.state), pad_rows=True
+        )
+        # on the device as the fresh state is, so the step's compiled program is reused
+        run.state = jax.device_put(state)
     else:
         run = build(cfg, out)
-        if out is not None:
+        if out is not None and sharding.is_primary():
             out.mkdir(parents=True, exist_ok=True)
             if checkpoint.latest(out) is not None:
                 raise FileExistsError(f"{out} already holds a run; use --resume or another --out")
@@ -236,8 +249,15 @@ def train(
             save_vocab(run.vocab, out / "vocab.txt")
             (out / "metrics.jsonl").unlink(missing_ok=True)
 
+    # --- scale-out (sgjax.sharding): a mesh of several devices and/or processes -------------
+    plan = sharding.plan_for(cfg, len(run.vocab))  # None: one device, one process (as before)
+    step_fn, bcfg, primary = None, sharding.local_config(cfg), sharding.is_primary()
+    if plan is not None:
+        run.state, step_fn = plan.place(run.state), plan.step()
+    progress = progress and primary  # only process 0 prints and writes files
+    # ---------------------------------------------------------------------------------------
     corpus_words = int(run.encoded.n_tokens)
-    metrics_path = out / "metrics.jsonl" if out is not None else None
+    metrics_path = out / "metrics.jsonl" if out is not None and primary else None
     total_words = corpus_words * cfg.train.epochs
     done_words = corpus_words * int(run.state.epoch) + int(run.state.words)
     bar = _Progress(total_words, done_words, progress)
@@ -277,11 +297,15 @@ def train(
             shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}
             print(json.dumps(shown), file=sys.stderr, flush=True)
 
+    if evaluate_each_epoch:  # a bad evaluation file fails now, not after the first epoch
+        evaluate_vectors(cfg, vectors_of(run, run.state))
     hooks = Hooks(on_log=on_log, on_epoch_end=on_epoch_end, checkpoint=on_checkpoint, progress=bar)
     try:
         state = fit(
             run.state,
-            lambda e: _batches(cfg, run.vocab, run.encoded, e),
+            lambda e: sharding.process_batches(
+                _batches(bcfg, run.vocab, run.encoded, e), jax.process_index(), jax.process_count()
+            ),
             run.tables,
             run.spec,
             epochs=cfg.train.epochs,
@@ -289,13 +313,16 @@ def train(
             checkpoint_every_steps=cfg.train.checkpoint_every_steps,
             log_every_steps=cfg.train.log_every_steps,
             hooks=hooks,
+            step_fn=step_fn,
         )
     finally:
         bar.close()
+    if plan is not None:
+        state = plan.logical(state)  # unpadded, whole, on the default device
     vectors = vectors_of(run, state)
     if not scores or not evaluate_each_epoch:
         scores = evaluate_vectors(cfg, vectors)
-    if out is not None:
+    if out is not None and primary:
         write_word2vec(vectors, out / "vectors.bin", binary=True)
         write_word2vec(vectors, out / "vectors.txt", binary=False)
         checkpoint.write_text_atomic(out / "scores.json", json.dumps(scores, indent=1))
@@ -304,3 +331,66 @@ def train(
 
 def finite_or_none(x: float) -> float | None:
     return x if isinstance(x, float) and math.isfinite(x) else None
+
+
+def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndarray], dict]:
+    """``(vocab, params, meta)`` of a run directory's newest checkpoint: its vocabulary
+    (``vocab.txt``), the parameters ``{"W": (V, N), "W_out": (V, N) or (V-1, N)}`` as numpy
+    arrays and the checkpoint's progress record (``meta.json``).
+
+    Only ``params`` are read from the checkpoint (an orbax partial restore whose shapes and
+    dtypes come from the checkpoint's own metadata): neither the corpus nor the optimizer is
+    rebuilt, so it is quick and works on an unfinished or interrupted run. The zero padding
+    rows that sharded runs store (:mod:`sgjax.sharding`) are dropped, using the table sizes
+    that the vocabulary and ``config.yaml``'s ``model.output`` give. Raises
+    FileNotFoundError naming the missing run directory, checkpoint or vocabulary, and
+    ValueError if the checkpoint and the vocabulary disagree.
+    """
+    import orbax.checkpoint as ocp
+
+    from sgjax.params import output_rows
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run directory")
+    path = checkpoint.latest(run)
+    if path is None:
+        raise FileNotFoundError(f"{run / 'checkpoints'}: no checkpoint in this run directory")
+    vocab_path = run / "vocab.txt"
+    if not vocab_path.is_file():
+        raise FileNotFoundError(f"{vocab_path}: the run's vocabulary is missing")
+    vocab = load_vocab(vocab_path)
+    state_dir = (path / "state").absolute()
+    ckptr = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    try:
+        tree = ckptr.metadata(state_dir).item_metadata.tree
+        if not isinstance(tree, dict) or not isinstance(tree.get("params"), dict):
+            raise ValueError(f"{state_dir}: the checkpoint holds no 'params'")
+        item = {
+            "params": {
+                k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in tree["params"].items()
+            }
+        }
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+        got = ckptr.restore(
+            state_dir,
+            args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True),
+        )
+    finally:
+        ckptr.close()
+    params = {k: np.asarray(v) for k, v in got["params"].items()}
+    V = len(vocab)
+    rows = {"W": V}
+    if (run / "config.yaml").is_file():
+        rows["W_out"] = output_rows(V, str(load_config(run / "config.yaml").model.output))
+    for k, n in rows.items():
+        x = params.get(k)
+        if x is None or x.ndim != 2 or x.shape[0] < n or np.any(x[n:]):
+            shape = None if x is None else x.shape
+            raise ValueError(
+                f"{path}: {k} of shape {shape} does not match the {V} words of {vocab_path}"
+                + ("" if k == "W" else f" ({n} rows for model.output in config.yaml)")
+            )
+        params[k] = x[:n]  # without the zero padding rows of a sharded run, if any
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    return vocab, params, meta

@@ -4,7 +4,11 @@
 combination: variable window sizes (padded context slots), one fully padded example, a word
 repeated inside the batch (so scatter-adds must accumulate), negatives equal to their
 positive word (which must be skipped) and Huffman paths of different lengths from Zipf
-counts. :func:`check` compares :func:`sgjax.rules.explicit_grads` with
+counts; ``shared_negatives=True`` gives skip-gram one set of negatives per centre (K,)
+shared by its context panels (:mod:`sgjax.losses`), with a negative equal to the positive
+word of one panel and one equal to the positive words of two panels;
+``skipgram_input="context"`` gives word2vec.c's orientation (the centre is the output
+word). :func:`check` compares :func:`sgjax.rules.explicit_grads` with
 ``jax.grad(sgjax.losses.batch_loss)`` on it.
 
 Errors are reported per leaf and maximised over leaves:
@@ -28,6 +32,12 @@ from sgjax.params import ARCHITECTURES, OUTPUTS
 from sgjax.rules import explicit_grads, value_and_rule
 
 COMBINATIONS = tuple(itertools.product(ARCHITECTURES, OUTPUTS))
+#: Combinations with a variant of the example record: ``(architecture, output, options)``.
+VARIANTS = tuple((a, o, {}) for a, o in COMBINATIONS) + (
+    ("skipgram", "negative", {"shared_negatives": True}),
+    *(("skipgram", o, {"skipgram_input": "context"}) for o in OUTPUTS),
+    ("skipgram", "negative", {"skipgram_input": "context", "shared_negatives": True}),
+)
 TOLERANCE = 1e-9
 
 
@@ -42,11 +52,16 @@ def random_problem(
     negatives: int = 4,
     seed: int = 0,
     dtype: Any = np.float64,
+    shared_negatives: bool = False,
+    skipgram_input: str = "center",
 ) -> tuple[dict, dict]:
     """A small random ``(params, batch)`` in the example format of :mod:`sgjax.losses`.
 
     Parameters are drawn N(0, 0.5^2) (not the zero W_out of the reference initialisation,
-    which would make half of the gradient trivially zero).
+    which would make half of the gradient trivially zero). ``shared_negatives``: skip-gram
+    negatives (B, K), one set per centre, instead of (B, C, K). ``skipgram_input="context"``
+    (word2vec.c's orientation): the centre is the output word, so negatives equal to it are
+    planted and the Huffman path is the centre's.
     """
     if batch_size < 3 or vocab_size < 4 or window < 1:
         raise ValueError("need batch_size >= 3, vocab_size >= 4, window >= 1")
@@ -69,10 +84,19 @@ def random_problem(
     context[0, : min(2, C)] = context[1, 0]
     batch = {"center": center, "context": context, "mask": mask}
     if output == "negative":
-        shape = (B, C, K) if architecture == "skipgram" else (B, K)
+        shared = shared_negatives and architecture == "skipgram"
+        shape = (B, C, K) if architecture == "skipgram" and not shared else (B, K)
         neg = rng.integers(0, V, shape)
         # some negatives equal to their positive word: they must be skipped
-        if architecture == "skipgram":
+        if architecture == "skipgram" and skipgram_input == "context":  # positive: the centre
+            neg[(0, 0, 0) if not shared else (0, 0)] = center[0]
+            neg[(2, 1, 1) if not shared else (2, 1)] = center[2]
+            neg[(1, 0, 0) if not shared else (1, 2)] = context[1, 0]  # a context word: kept
+        elif shared:  # ... in the panels where they are the positive word only
+            neg[0, 0] = context[0, 0]  # = context[0, 1]: skipped in two panels
+            neg[2, 1] = context[2, 0]
+            neg[3, 0] = context[3, C - 1]  # a masked slot's id unless example 3 is full
+        elif architecture == "skipgram":
             neg[0, 0, 0] = context[0, 0]
             neg[2, 0, 1] = context[2, 0]
         else:
@@ -82,8 +106,8 @@ def random_problem(
     elif output == "hierarchical":
         counts = np.sort(rng.zipf(1.5, V).astype(np.int64))[::-1]
         tree = build_huffman(counts)
-        words = context if architecture == "skipgram" else center
-        batch.update(path_fields(tree, words))
+        per_context = architecture == "skipgram" and skipgram_input == "center"
+        batch.update(path_fields(tree, context if per_context else center))
     batch = {k: np.asarray(v) for k, v in batch.items()}
     assert set(batch) == set(output_fields(architecture, output))
     return params, batch
@@ -100,27 +124,39 @@ def max_errors(got: dict, want: dict) -> tuple[float, float]:
     return abs_err, rel_err
 
 
-def check(architecture: str, output: str, cbow_mean: bool = True, **problem: Any) -> dict:
-    """Compare the explicit rule with autodiff in float64; one result record."""
+def check(
+    architecture: str,
+    output: str,
+    cbow_mean: bool = True,
+    cbow_update: str = "paper",
+    skipgram_input: str = "center",
+    **problem: Any,
+) -> dict:
+    """Compare the explicit rule with autodiff in float64; one result record (with
+    ``"shared_negatives": true`` and ``"skipgram_input": "context"`` when those variants
+    of the record were checked)."""
     with jax.enable_x64(True):
-        params, batch = random_problem(architecture, output, **problem)
+        params, batch = random_problem(
+            architecture, output, skipgram_input=skipgram_input, **problem
+        )
         params = jax.tree.map(jnp.asarray, params)
         batch = jax.tree.map(jnp.asarray, batch)
-        loss = jax.jit(batch_loss, static_argnums=(2, 3, 4))
-        auto = jax.jit(jax.grad(batch_loss), static_argnums=(2, 3, 4))
-        rule = jax.jit(explicit_grads, static_argnums=(2, 3, 4))
-        value = jax.jit(value_and_rule, static_argnums=(2, 3, 4))
-        args = (params, batch, architecture, output, cbow_mean)
+        static = (2, 3, 4, 5, 6)
+        loss = jax.jit(batch_loss, static_argnums=static)
+        auto = jax.jit(jax.grad(batch_loss), static_argnums=static)
+        rule = jax.jit(explicit_grads, static_argnums=static)
+        value = jax.jit(value_and_rule, static_argnums=static)
+        args = (params, batch, architecture, output, cbow_mean, cbow_update, skipgram_input)
         want, got = auto(*args), rule(*args)
         abs_err, rel_err = max_errors(got, want)
         E, E_rule = float(loss(*args)), float(value(*args)[0])
         loss_err = abs(E - E_rule) / max(abs(E), 1e-300)
     ok = rel_err <= TOLERANCE and loss_err <= TOLERANCE and bool(np.isfinite(E))
-    return {
-        "model": architecture,
-        "output": output,
-        "max_abs_err": abs_err,
-        "max_rel_err": rel_err,
-        "loss": E,
-        "ok": ok,
-    }
+    record = {"model": architecture, "output": output}
+    if architecture == "cbow" and cbow_update != "paper":
+        record["cbow_update"] = cbow_update
+    if architecture == "skipgram" and skipgram_input != "center":
+        record["skipgram_input"] = skipgram_input
+    if problem.get("shared_negatives") and architecture == "skipgram" and output == "negative":
+        record["shared_negatives"] = True
+    return {**record, "max_abs_err": abs_err, "max_rel_err": rel_err, "loss": E, "ok": ok}

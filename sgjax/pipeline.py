@@ -82,10 +82,12 @@ log = logging.getLogger(__name__)
 __all__ = [
     "EncodedCorpus",
     "NOISE_TOTAL",
+    "NoiseSampler",
     "complete_batch",
     "device_tree",
     "encode_corpus",
     "epoch_batches",
+    "noise_sampler",
     "noise_table",
     "prefetch",
     "sample_negatives",
@@ -695,11 +697,69 @@ def noise_table(vocab: Vocab, ns_exponent: float = 0.75) -> jax.Array:
     return jnp.asarray(cdf.astype(np.int32))
 
 
-def sample_negatives(key: jax.Array, table: jax.Array, shape: Sequence[int]) -> jax.Array:
+@functools.partial(
+    jax.tree_util.register_dataclass, data_fields=("cdf", "start"), meta_fields=("steps",)
+)
+@dataclass(frozen=True)
+class NoiseSampler:
+    """:func:`noise_table`'s CDF with a guide table (Chen and Asau's indexed search): the
+    draw ``u`` lies in bucket ``u >> shift`` of 2^g equal buckets of [0, NOISE_TOTAL), and
+    ``start[b]`` is the number of CDF entries <= the bucket's first value, so the answer is
+    in ``[start[b], start[b] + span]``, ``span`` the most words any bucket reaches into.
+    A binary search over that window (``steps = ceil(log2(span + 1))``, static) gives
+    exactly ``searchsorted(cdf, u, side="right")``: the same words from the same ``u``, in
+    one lookup and a few steps instead of log2(V) (about 3x faster on the XLA CPU backend
+    for V = 26k). Build with :func:`noise_sampler`; a pytree (``steps`` is static)."""
+
+    cdf: jax.Array  # (V,) int32, as noise_table
+    start: jax.Array  # (2^g,) int32
+    steps: int  # binary-search steps inside a bucket's window
+
+    @property
+    def shift(self) -> int:
+        return 31 - (int(self.start.shape[0]).bit_length() - 1)
+
+
+def noise_sampler(table: jax.Array | np.ndarray, bucket_bits: int | None = None) -> NoiseSampler:
+    """A :class:`NoiseSampler` over the CDF ``table`` of :func:`noise_table` (host work:
+    O(2^g log V)). ``bucket_bits`` g defaults to ceil(log2 V) + 1, within 8..22."""
+    cdf = np.asarray(table).astype(np.int64)
+    V = cdf.shape[0]
+    g = bucket_bits if bucket_bits is not None else min(22, max(8, (V - 1).bit_length() + 1))
+    if not 1 <= g <= 31:
+        raise ValueError(f"bucket_bits must be in 1..31, got {g}")
+    first = np.arange(2**g, dtype=np.int64) << (31 - g)
+    last = np.minimum(first + (1 << (31 - g)) - 1, NOISE_TOTAL - 1)
+    start = np.searchsorted(cdf, first, side="right")
+    span = int((np.searchsorted(cdf, last, side="right") - start).max())
+    return NoiseSampler(
+        cdf=jnp.asarray(cdf.astype(np.int32)),
+        start=jnp.asarray(start.astype(np.int32)),
+        steps=max(span, 1).bit_length(),  # ceil(log2(span + 1))
+    )
+
+
+def _guided_search(s: NoiseSampler, u: jax.Array) -> jax.Array:
+    V = s.cdf.shape[0]
+    lo = s.start[u >> s.shift]
+    hi = jnp.minimum(lo + (1 << s.steps) - 1, V - 1)  # the answer is in [lo, hi]
+    for _ in range(s.steps):
+        mid = (lo + hi) >> 1
+        right = s.cdf[mid] <= u
+        lo = jnp.where(right, mid + 1, lo)
+        hi = jnp.where(right, hi, mid)
+    return lo
+
+
+def sample_negatives(
+    key: jax.Array, table: jax.Array | NoiseSampler, shape: Sequence[int]
+) -> jax.Array:
     """i.i.d. draws from the noise distribution of :func:`noise_table` (int32, ``shape``):
-    inverse-CDF sampling with a binary search (O(log V); on CPU as fast as an alias table,
-    measured for V = 26k and 1M at 51k draws)."""
+    inverse-CDF sampling of ``u ~ U{0..NOISE_TOTAL-1}``, by a binary search over the CDF
+    (O(log V)) or, for a :class:`NoiseSampler`, its guide table (same words, faster)."""
     u = jax.random.randint(key, tuple(shape), 0, NOISE_TOTAL, dtype=jnp.int32)
+    if isinstance(table, NoiseSampler):
+        return _guided_search(table, u).astype(jnp.int32)
     return jnp.searchsorted(table, u, side="right").astype(jnp.int32)
 
 
@@ -717,14 +777,19 @@ def complete_batch(
     table: jax.Array | None = None,
     tree_arrays: HuffmanTree | None = None,
     architecture: str = "skipgram",
+    shared_negatives: bool = False,
+    skipgram_input: str = "center",
 ) -> dict[str, jax.Array]:
     """Add the output layer's fields of :mod:`sgjax.losses`' record to a batch.
 
     - ``negative``: ``negatives`` (B, C, K) for skip-gram (one set per context word, as
-      word2vec.c draws per pair), (B, K) for CBOW, i.i.d. from ``table``. A negative equal
-      to the positive word is left in: the losses and rules skip it, as word2vec.c does.
+      word2vec.c draws per pair), or (B, K) with ``shared_negatives`` (one set per centre,
+      shared by its context panels), (B, K) for CBOW, i.i.d. from ``table``. A negative
+      equal to the positive word is left in: the losses and rules skip it, as word2vec.c
+      does.
     - ``hierarchical``: ``points``, ``codes``, ``path_mask`` of the output word's Huffman
-      path: per context word (B, C, L) for skip-gram, per centre (B, L) for CBOW.
+      path: per context word (B, C, L) for skip-gram, per centre (B, L) for CBOW and for
+      skip-gram with ``skipgram_input="context"`` (the centre is the output word).
     - ``softmax``: nothing.
 
     Other fields of ``batch`` (e.g. ``words``) are passed through unchanged.
@@ -741,13 +806,15 @@ def complete_batch(
             raise ValueError("negative sampling needs table=noise_table(vocab, ns_exponent)")
         if negatives < 1:
             raise ValueError(f"negatives must be >= 1, got {negatives}")
-        base = batch["context"].shape if architecture == "skipgram" else batch["center"].shape
+        per_pair = architecture == "skipgram" and not shared_negatives
+        base = batch["context"].shape if per_pair else batch["center"].shape
         out["negatives"] = sample_negatives(key, table, (*base, negatives))
     elif output == "hierarchical":
         if tree_arrays is None:
             raise ValueError(
                 "hierarchical softmax needs tree_arrays=device_tree(build_huffman(...))"
             )
-        words = batch["context"] if architecture == "skipgram" else batch["center"]
+        per_context = architecture == "skipgram" and skipgram_input == "center"
+        words = batch["context"] if per_context else batch["center"]
         out.update(path_fields(tree_arrays, jnp.asarray(words)))
     return out

@@ -18,8 +18,17 @@ The rules are written once for both architectures by splitting the network in tw
   full softmax: ``e = y - t`` (B, V), ``EI = sum_c e_c``, ``dE/dW_out = EI^T h``,
   ``EH = EI W_out``; negative sampling and hierarchical softmax are sums of binary logistic
   terms ``-log s(+-v'_j . h)`` over a per-example set of S output rows j (skip-gram: the
-  C panels' rows flattened, since every panel shares h), with error
+  C panels' rows flattened, since every panel shares h; with negatives shared by the panels
+  the C positives and the K negatives once each, a negative weighted by the number of panels
+  it serves: S = C + K rows instead of C * (1 + K)), with error
   ``e_j = s(v'_j . h) - t_j``, row update ``dE/dv'_j = e_j h`` and ``EH = sum_j e_j v'_j``.
+
+Skip-gram in word2vec.c's orientation (``skipgram_input="context"``) has C hidden vectors
+per example, the context words' h_c = v_{w_I,c}, each predicting the centre word: its output
+rows are the centre's (its Huffman path; the centre and negatives drawn once per centre)
+and shared by the C pairs, so the dot products are batched matrix products
+``(C x N) (N x S)`` (:func:`shared_binary_output`); with negatives drawn per pair, or the
+full softmax, each pair is an example of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from sgjax.losses import Example, check_model
+from sgjax.losses import Example, check_model, check_skipgram_input
 from sgjax.params import Params
 from sgjax.sparse import RowGrads, densify_tree
 
@@ -57,9 +66,15 @@ def hidden(W: jax.Array, batch: Example, architecture: str, cbow_mean: bool = Tr
 
 
 def input_rows(
-    EH_BxN: jax.Array, batch: Example, architecture: str, num_rows: int, cbow_mean: bool = True
+    EH_BxN: jax.Array,
+    batch: Example,
+    architecture: str,
+    num_rows: int,
+    cbow_mean: bool = True,
+    cbow_update: str = "paper",
 ) -> RowGrads:
-    """dE/dW as rows: skip-gram ``dE/dv_{w_I} = EH``; CBOW ``dE/dv_{w_I,c} = EH / C``.
+    """dE/dW as rows: skip-gram ``dE/dv_{w_I} = EH``; CBOW ``dE/dv_{w_I,c} = EH / C``
+    (``cbow_update="word2vec"``: EH, see :func:`sgjax.losses.cbow_hidden`).
 
     Padding entries get the out-of-range index ``num_rows`` (= V) and are dropped.
     """
@@ -67,7 +82,8 @@ def input_rows(
         index_B = jnp.where(batch["mask"].any(1), batch["center"], num_rows)
         return RowGrads(index_B.astype(jnp.int32), EH_BxN)
     m_BxC = _f(batch["mask"], EH_BxN)
-    scale_BxC = m_BxC / jnp.maximum(m_BxC.sum(1), 1.0)[:, None] if cbow_mean else m_BxC
+    divide = cbow_mean and cbow_update == "paper"
+    scale_BxC = m_BxC / jnp.maximum(m_BxC.sum(1), 1.0)[:, None] if divide else m_BxC
     rows_BxCxN = scale_BxC[..., None] * EH_BxN[:, None, :]
     index_BxC = jnp.where(batch["mask"], batch["context"], num_rows)
     return RowGrads(
@@ -87,6 +103,18 @@ def binary_targets(batch: Example, architecture: str, output: str):
     padding, on skipped negatives and on masked context slots).
     """
     if output == "negative":
+        if architecture == "skipgram" and batch["negatives"].ndim == 2:
+            # negatives shared by the C panels of a centre: S = C + K rows, the C positives
+            # (weight: the mask) then the K negatives, each weighted by the number of real
+            # panels it is not the positive word of (the per-pair loss with the set repeated)
+            ctx_BxC, neg_BxK = batch["context"], batch["negatives"]
+            m_BxC = batch["mask"].astype(jnp.bool_)
+            rows = jnp.concatenate([ctx_BxC, neg_BxK], axis=1)
+            B, C, K = *ctx_BxC.shape, neg_BxK.shape[1]
+            t = jnp.concatenate([jnp.ones((B, C), jnp.float32), jnp.zeros((B, K), jnp.float32)], 1)
+            n_BxK = (m_BxC[:, :, None] & (ctx_BxC[:, :, None] != neg_BxK[:, None, :])).sum(1)
+            w = jnp.concatenate([m_BxC.astype(jnp.float32), n_BxK.astype(jnp.float32)], 1)
+            return rows.astype(jnp.int32), t, w
         if architecture == "skipgram":
             pos_BxCx1 = batch["context"][..., None]
             rows = jnp.concatenate([pos_BxCx1, batch["negatives"]], axis=-1)  # (B, C, 1+K)
@@ -111,6 +139,31 @@ def binary_targets(batch: Example, architecture: str, output: str):
     return rows.reshape(B, -1).astype(jnp.int32), t.reshape(B, -1), w.reshape(B, -1)
 
 
+def logistic_terms(u: jax.Array, t: jax.Array, w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``E = -sum w log s((2t - 1) u)`` and the errors ``e = w (s(u) - t)`` (t in {0, 1}),
+    from one exponential per term: with x = (2t - 1) u and a = exp(-|x|),
+    ``-log s(x) = max(-x, 0) + log(1 + a)`` and ``s(u) - t = (1 - 2t) s(-x)``,
+    ``s(-x) = a / (1 + a)`` for x >= 0 and ``1 / (1 + a)`` otherwise. (XLA's CPU backend
+    spends more on the transcendental functions of ``log_sigmoid`` and ``sigmoid``
+    separately than on the dot products of a small batch.) With 0/1 weights (``w`` bool)
+    the logarithms of a row of at most 64 terms are taken once, of their product
+    (``prod (1 + a) <= 2^64``): E is the same sum, at a few ulp per row."""
+    binary = w.dtype == jnp.bool_ and u.ndim >= 2 and u.shape[-1] <= 64
+    mask = w
+    t = t.astype(u.dtype)
+    w = w.astype(u.dtype)
+    x = (2.0 * t - 1.0) * u
+    a = jnp.exp(-jnp.abs(x))
+    one_a = 1.0 + a
+    if binary:
+        log_rows = jnp.log(jnp.where(mask, one_a, 1.0).prod(axis=-1))
+        E = (w * jnp.maximum(-x, 0.0)).sum() + log_rows.sum()
+    else:
+        E = (w * (jnp.maximum(-x, 0.0) + jnp.log(one_a))).sum()
+    e = w * (1.0 - 2.0 * t) * (jnp.where(x >= 0, a, 1.0) / one_a)
+    return E, e
+
+
 def binary_output(W_out: jax.Array, h_BxN: jax.Array, rows_BxS, t_BxS, w_BxS):
     """Negative sampling / hierarchical softmax output side.
 
@@ -119,10 +172,8 @@ def binary_output(W_out: jax.Array, h_BxN: jax.Array, rows_BxS, t_BxS, w_BxS):
     """
     v_BxSxN = W_out[rows_BxS]
     u_BxS = jnp.einsum("bsn,bn->bs", v_BxSxN, h_BxN)
-    t = t_BxS.astype(u_BxS.dtype)
     w = w_BxS.astype(u_BxS.dtype)
-    E = -(w * jax.nn.log_sigmoid((2.0 * t - 1.0) * u_BxS)).sum()
-    e_BxS = w * (jax.nn.sigmoid(u_BxS) - t)
+    E, e_BxS = logistic_terms(u_BxS, t_BxS, w)
     EH_BxN = jnp.einsum("bs,bsn->bn", e_BxS, v_BxSxN)
     rows_BxSxN = e_BxS[..., None] * h_BxN[:, None, :]
     index_BxS = jnp.where(w > 0, rows_BxS, W_out.shape[0])  # padding -> out of range, dropped
@@ -156,16 +207,98 @@ def softmax_output(W_out: jax.Array, h_BxN: jax.Array, batch: Example, architect
 
 
 # --------------------------------------------------------------------------------------------
+# Skip-gram in word2vec.c's orientation: the C context words' vectors h_c are the inputs.
+
+
+def shared_binary_output(
+    W_out: jax.Array, H_BxCxN: jax.Array, rows_BxS, t_BxS, w_BxCxS
+) -> tuple[jax.Array, RowGrads, jax.Array]:
+    """:func:`binary_output` for C hidden vectors per example that share the S output rows
+    (the centre's path, or the centre and negatives drawn once per centre):
+    u_BxCxS = h_c . v'_j as batched matrix products, e = w (s(u) - t),
+    dE/dv'_j = sum_c e_cj h_c (one row per j), EH_c = sum_j e_cj v'_j.
+    Returns ``(E, RowGrads, EH_BxCxN)``; a row no real pair uses gets the out-of-range index.
+    """
+    v_BxSxN = W_out[rows_BxS]
+    u_BxCxS = jnp.einsum("bcn,bsn->bcs", H_BxCxN, v_BxSxN)
+    w = w_BxCxS if w_BxCxS.dtype == jnp.bool_ else w_BxCxS.astype(u_BxCxS.dtype)
+    E, e_BxCxS = logistic_terms(u_BxCxS, jnp.broadcast_to(t_BxS[:, None, :], w.shape), w)
+    EH_BxCxN = jnp.einsum("bcs,bsn->bcn", e_BxCxS, v_BxSxN)
+    # e^T as its own array: XLA would fold a plain transpose into the dot, whose transposed
+    # operand its CPU backend then runs on a slow generic path (3x the other two products)
+    e_BxSxC = jax.lax.optimization_barrier(jnp.swapaxes(e_BxCxS, 1, 2))
+    rows_BxSxN = jnp.einsum("bsc,bcn->bsn", e_BxSxC, H_BxCxN)
+    index_BxS = jnp.where((w > 0).any(1), rows_BxS, W_out.shape[0])
+    grad = RowGrads(
+        index_BxS.reshape(-1).astype(jnp.int32), rows_BxSxN.reshape(-1, H_BxCxN.shape[2])
+    )
+    return E, grad, EH_BxCxN
+
+
+def _skipgram_context_rule(params: Params, batch: Example, output: str) -> tuple[jax.Array, dict]:
+    """``skipgram_input="context"`` (:mod:`sgjax.losses`): every real (centre, context) pair
+    is an example whose input is the context word (h_c = v_{w_I,c}, dE/dv_{w_I,c} = EH_c)
+    and whose output word is the centre. Rows the C pairs of a centre share (its Huffman
+    path; its centre and negatives drawn per centre) go through :func:`shared_binary_output`;
+    otherwise the B x C pairs are flattened into examples of one input word each."""
+    W, W_out = params["W"], params["W_out"]
+    ctx_BxC, m_BxC, center_B = batch["context"], batch["mask"].astype(jnp.bool_), batch["center"]
+    B, C = ctx_BxC.shape
+    H_BxCxN = W[ctx_BxC]
+    N = H_BxCxN.shape[2]
+    if output == "hierarchical" or (output == "negative" and batch["negatives"].ndim == 2):
+        if output == "hierarchical":
+            rows = batch["points"]
+            t = 1.0 - batch["codes"].astype(jnp.float32)
+            w_BxS = batch["path_mask"].astype(jnp.bool_)
+        else:
+            neg_BxK = batch["negatives"]
+            rows = jnp.concatenate([center_B[:, None], neg_BxK], axis=1)
+            t = jnp.zeros(rows.shape, jnp.float32).at[:, 0].set(1.0)
+            w_BxS = jnp.concatenate(
+                [jnp.ones((B, 1), jnp.bool_), neg_BxK != center_B[:, None]], axis=1
+            )  # a negative equal to the centre is skipped
+        w = m_BxC[:, :, None] & w_BxS[:, None, :]
+        E, g_out, EH = shared_binary_output(W_out, H_BxCxN, rows.astype(jnp.int32), t, w)
+    else:  # one example per (centre, context) pair
+        h_PxN = H_BxCxN.reshape(B * C, N)
+        center_P = jnp.repeat(center_B, C)
+        m_P = m_BxC.reshape(-1)
+        if output == "negative":
+            neg_PxK = batch["negatives"].reshape(B * C, -1)
+            rows = jnp.concatenate([center_P[:, None], neg_PxK], axis=1).astype(jnp.int32)
+            t = jnp.zeros(rows.shape, jnp.float32).at[:, 0].set(1.0)
+            w = m_P[:, None] & jnp.concatenate(
+                [jnp.ones((B * C, 1), jnp.bool_), neg_PxK != center_P[:, None]], axis=1
+            )
+            E, g_out, EH = binary_output(W_out, h_PxN, rows, t, w.astype(jnp.float32))
+        else:  # full softmax: each pair is a CBOW example with one context word
+            valid = _f(m_P, h_PxN)
+            E, g_out, EH = softmax_output(W_out, h_PxN, {"center": center_P}, "cbow", valid)
+    index = jnp.where(m_BxC, ctx_BxC, W.shape[0]).reshape(-1).astype(jnp.int32)
+    return E, {"W": RowGrads(index, EH.reshape(B * C, N)), "W_out": g_out}
+
+
+# --------------------------------------------------------------------------------------------
 
 
 def value_and_rule(
-    params: Params, batch: Example, architecture: str, output: str, cbow_mean: bool = True
+    params: Params,
+    batch: Example,
+    architecture: str,
+    output: str,
+    cbow_mean: bool = True,
+    cbow_update: str = "paper",
+    skipgram_input: str = "center",
 ) -> tuple[jax.Array, dict]:
     """E summed over the batch and the paper's explicit gradient, row-sparse where it is.
 
     Returns ``(E, {"W": RowGrads, "W_out": RowGrads or (V, N) array})``.
     """
     check_model(architecture, output)
+    check_skipgram_input(skipgram_input)
+    if architecture == "skipgram" and skipgram_input == "context":
+        return _skipgram_context_rule(params, batch, output)
     W, W_out = params["W"], params["W_out"]
     h_BxN, valid_B = hidden(W, batch, architecture, cbow_mean)
     if output == "softmax":
@@ -173,13 +306,21 @@ def value_and_rule(
     else:
         rows, t, w = binary_targets(batch, architecture, output)
         E, g_out, EH_BxN = binary_output(W_out, h_BxN, rows, t, w * valid_B[:, None])
-    g_in = input_rows(EH_BxN, batch, architecture, W.shape[0], cbow_mean)
+    g_in = input_rows(EH_BxN, batch, architecture, W.shape[0], cbow_mean, cbow_update)
     return E, {"W": g_in, "W_out": g_out}
 
 
 def explicit_grads(
-    params: Params, batch: Example, architecture: str, output: str, cbow_mean: bool = True
+    params: Params,
+    batch: Example,
+    architecture: str,
+    output: str,
+    cbow_mean: bool = True,
+    cbow_update: str = "paper",
+    skipgram_input: str = "center",
 ) -> Params:
     """The explicit rule as a dense pytree like the params (rows scatter-added into zeros)."""
-    _, grads = value_and_rule(params, batch, architecture, output, cbow_mean)
+    _, grads = value_and_rule(
+        params, batch, architecture, output, cbow_mean, cbow_update, skipgram_input
+    )
     return densify_tree(grads, params)

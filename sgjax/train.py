@@ -3,12 +3,13 @@
 ``train_step(state, batch, tables, spec) -> (state, metrics)`` is a module-level pure
 function. ``batch`` holds ``S = train.steps_per_call`` host batches stacked on a leading
 axis; one compiled call runs them with ``jax.lax.scan``, so the host dispatches once per S
-steps. Inside each step the output-layer fields of the example (negatives drawn from
-``counts^ns_exponent``, Huffman paths) are added on the device
-(:func:`sgjax.pipeline.complete_batch`), the gradient is the paper's explicit rule
-(:func:`sgjax.rules.value_and_rule`, row-sparse) or ``jax.grad`` of the loss (dense), as
-``train.gradients`` says, and the optax optimizer (:mod:`sgjax.optim`) applies it. The state
-is donated, so the tables are updated in place.
+steps. The output-layer fields of the examples are added on the device
+(:func:`sgjax.pipeline.complete_batch`): the negatives of all S steps (drawn from
+``counts^ns_exponent`` with ``fold_in(state.key, step)``, so they do not depend on S) in one
+batched draw before the scan, Huffman paths inside each step. The gradient is the paper's
+explicit rule (:func:`sgjax.rules.value_and_rule`, row-sparse) or ``jax.grad`` of the loss
+(dense), as ``train.gradients`` says, and the optax optimizer (:mod:`sgjax.optim`) applies
+it. The state is donated, so the tables are updated in place.
 
 The fit loop (:func:`fit`) fails loudly on a non-finite loss (:class:`NonFiniteLossError`,
 the last good checkpoint is kept) and on an unexpected recompilation of the step
@@ -37,6 +38,7 @@ from sgjax.losses import batch_loss
 from sgjax.params import Params, init_params
 from sgjax.pipeline import complete_batch
 from sgjax.rules import value_and_rule
+from sgjax.sparse import RowGrads
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -58,7 +60,8 @@ class TrainState:
     ``step`` counts optimizer steps (it drives the schedule); ``epoch`` and
     ``batch_in_epoch`` say where in the data the run is, so a resumed run regenerates the
     same batches; ``words`` counts corpus words (before subsampling) of the current epoch;
-    ``key`` is the raw PRNG key for on-device sampling.
+    ``key`` is the raw PRNG key for on-device sampling (fixed for the run: step t's
+    negatives are drawn with ``fold_in(key, t)``).
     """
 
     params: Params
@@ -80,6 +83,11 @@ class StepSpec:
     cbow_mean: bool
     gradients: str  # explicit | autodiff
     optimizer: Any  # sgjax.optim.SparseOptimizer (init, update, learning_rate)
+    shared_negatives: bool = False  # skip-gram NS: one negative set per centre (B, K)
+    cbow_update: str = "paper"  # paper | word2vec (CBOW input rows get EH / C or EH)
+    skipgram_input: str = "center"  # center (the paper) | context (word2vec.c's orientation)
+    batch_parts: int = 1  # explicit rule computed on this many independent slices of a batch
+    row_update_cap: int = 0  # > 0: a row moves by at most this many entries' worth a step
 
 
 def init_state(
@@ -104,25 +112,99 @@ def init_state(
 
 
 def _grads(params: Params, ex: dict, spec: StepSpec):
-    if spec.gradients == "explicit":
-        return value_and_rule(params, ex, spec.architecture, spec.output, spec.cbow_mean)
-    return jax.value_and_grad(batch_loss)(
-        params, ex, spec.architecture, spec.output, spec.cbow_mean
-    )
+    args = (spec.architecture, spec.output, spec.cbow_mean, spec.cbow_update)
+    args = (*args, spec.skipgram_input)
+    if spec.gradients != "explicit":
+        return jax.value_and_grad(batch_loss)(params, ex, *args)
+    if spec.batch_parts <= 1:
+        return value_and_rule(params, ex, *args)
+    # the rule of each part of the batch as its own computation (independent: XLA's CPU
+    # runtime runs them concurrently on its threads), then the parts' rows side by side
+    size = ex["center"].shape[0] // spec.batch_parts
+    parts = [
+        value_and_rule(params, jax.tree.map(lambda x, i=i: x[i * size : (i + 1) * size], ex), *args)
+        for i in range(spec.batch_parts)
+    ]
+    E = sum(E_i for E_i, _ in parts)
+    grads = {k: _join([g[k] for _, g in parts]) for k in params}
+    return E, grads
 
 
-def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
-    key, sub = jax.random.split(state.key)
-    ex = complete_batch(
-        sub,
-        {k: batch[k] for k in ("center", "context", "mask")},
+def cap_row_updates(grads: dict, params: Params, cap: int) -> dict:
+    """Limit how far one step moves a row: a row that more than ``cap`` of the batch's row
+    entries update (the rule's entries: one per example and output row; a row the pairs of
+    one centre share counts once) gets their sum scaled by ``cap / n``, n their number, so
+    it moves by at most ``cap`` entries' worth; rows with n <= cap, and dense leaves (full
+    softmax), are untouched. ``cap = 0`` returns ``grads`` as they are.
+
+    Summing is what a minibatch of the paper's per-example updates does, but where
+    word2vec.c applies a frequent word's n updates one after another, each from the
+    parameters the previous one left, a batch applies n updates computed at the same point
+    at once. n grows with the batch (the most frequent word, above all as a negative, is in
+    hundreds of a 4,096-centre batch's entries) and the summed step overshoots; the cap
+    touches only those few frequent rows (BENCHMARKS.md, "Large batches")."""
+    if cap <= 0:
+        return grads
+    out = {}
+    for k, g in grads.items():
+        if not isinstance(g, RowGrads):
+            out[k] = g
+            continue
+        R = params[k].shape[0]
+        idx = jnp.minimum(g.index, R)  # padding entries (>= R) share the dropped slot R
+        n = jnp.zeros(R + 1, g.value.dtype).at[idx].add(1.0)[idx]
+        out[k] = RowGrads(g.index, g.value * jnp.minimum(1.0, cap / n)[:, None])
+    return out
+
+
+def _join(grads: list) -> Any:
+    """The sum of the parts' gradients of one table: rows concatenated, dense ones added."""
+    if isinstance(grads[0], RowGrads):
+        return RowGrads(
+            jnp.concatenate([g.index for g in grads]), jnp.concatenate([g.value for g in grads])
+        )
+    return sum(grads[1:], grads[0])
+
+
+_EXAMPLE = ("center", "context", "mask")
+
+
+def _complete(key: jax.Array, batch: dict, tables: dict, spec: StepSpec) -> dict:
+    return complete_batch(
+        key,
+        {k: batch[k] for k in _EXAMPLE},
         output=spec.output,
         negatives=spec.negatives,
         table=tables.get("noise"),
         tree_arrays=tables.get("tree"),
         architecture=spec.architecture,
+        shared_negatives=spec.shared_negatives,
+        skipgram_input=spec.skipgram_input,
     )
+
+
+def _draw_negatives(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -> jax.Array:
+    """The negatives of all S steps of a call, drawn at once before the scan: step number t
+    (``state.step`` counts them) draws with ``fold_in(state.key, t)``, so the draws depend on
+    the seed and the step only, not on ``train.steps_per_call``. (One batched draw per call:
+    XLA's CPU backend runs threefry as a loop of small kernels, a per-step cost that a small
+    batch would feel.) Inactive steps sit at the end of a call and draw unused numbers."""
+    S = batch["active"].shape[0]
+    steps = state.step + jnp.arange(S, dtype=state.step.dtype)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(state.key, steps)
+    drawn = jax.vmap(lambda k, b: _complete(k, b, tables, spec))(
+        keys, {k: batch[k] for k in _EXAMPLE}
+    )
+    return drawn["negatives"]
+
+
+def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
+    if "negatives" in batch:  # drawn for the whole call by train_step
+        ex = {k: batch[k] for k in (*_EXAMPLE, "negatives")}
+    else:  # Huffman paths (no randomness) or nothing (full softmax)
+        ex = _complete(state.key, batch, tables, spec)
     E, grads = _grads(state.params, ex, spec)
+    grads = cap_row_updates(grads, state.params, spec.row_update_cap)
     params, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
     new = state.replace(
         params=params,
@@ -130,7 +212,6 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
         step=state.step + 1,
         batch_in_epoch=state.batch_in_epoch + 1,
         words=state.words + batch["words"].astype(jnp.int32),
-        key=key,
     )
     if spec.architecture == "skipgram":
         terms = batch["mask"].sum()  # (centre, context) pairs
@@ -139,14 +220,23 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     return new, (E.astype(jnp.float32), terms.astype(jnp.float32))
 
 
+def _all_finite(tree: Any) -> jax.Array:
+    """True if every element of every leaf is finite (checked once per call, O(V x N))."""
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree.leaves(tree)]))
+
+
 def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     """Run ``S`` steps (leading axis of every ``batch`` leaf) in one ``lax.scan``.
 
     ``batch["active"]`` (S,) marks real steps; inactive ones (padding of the last call of an
     epoch) leave the state untouched. Returns the new state and metrics: ``loss`` (sum of E),
     ``terms`` (output predictions made: pairs for skip-gram, targets for CBOW), ``lr`` (the
-    learning rate at the last step) and ``finite`` (False if any E was non-finite).
+    learning rate at the last step) and ``finite`` (False if any E or any parameter is
+    non-finite after the call, so a bad update is caught before it is checkpointed).
     """
+
+    if spec.output == "negative":
+        batch = {**batch, "negatives": _draw_negatives(state, batch, tables, spec)}
 
     def body(st, b):
         return jax.lax.cond(
@@ -160,7 +250,7 @@ def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     metrics = {
         "loss": E_S.sum(),
         "terms": terms_S.sum(),
-        "finite": jnp.isfinite(E_S).all(),
+        "finite": jnp.isfinite(E_S).all() & _all_finite(state.params),
         "lr": jnp.asarray(spec.optimizer.learning_rate(state.step - 1), jnp.float32),
     }
     return state, metrics
@@ -247,13 +337,16 @@ def fit(
     checkpoint_every_steps: int = 0,
     log_every_steps: int = 0,
     hooks: Hooks | None = None,
+    step_fn: Callable | None = None,
 ) -> TrainState:
     """Train from ``state`` to the end of epoch ``epochs``.
 
     ``epoch_batches(epoch)`` yields the host batches of an epoch (deterministic in the
-    epoch); a state restored mid-epoch skips the batches it already applied.
+    epoch); a state restored mid-epoch skips the batches it already applied. ``step_fn``
+    (default :data:`train_step_jit`) runs one call, e.g. :meth:`sgjax.sharding.Plan.step`.
     """
     hooks = hooks or Hooks()
+    step_fn = train_step_jit if step_fn is None else step_fn
     compiled_sizes: set[int] = set()
     with _SigintFlag() as sigint:
         while int(state.epoch) < epochs:
@@ -270,8 +363,8 @@ def fit(
             lr = float("nan")
             for group in group_batches(batches, steps_per_call):
                 words_before = int(state.words)
-                state, m = train_step_jit(state, group, tables, spec)
-                size = train_step_jit._cache_size()
+                state, m = step_fn(state, group, tables, spec)
+                size = step_fn._cache_size()
                 if compiled_sizes and size > max(compiled_sizes):
                     raise RecompilationError(
                         f"train_step compiled again at step {int(state.step)} (now {size} "
@@ -284,7 +377,8 @@ def fit(
                 if not m["finite"]:
                     where = hooks.checkpoint(None, "nonfinite")
                     raise NonFiniteLossError(
-                        f"non-finite loss in epoch {epoch + 1} at or before step {step}; "
+                        f"non-finite loss or parameters in epoch {epoch + 1} at or before "
+                        f"step {step}; "
                         f"training stopped, the last good checkpoint is kept ({where}). "
                         "Try a lower optimizer.learning_rate."
                     )
@@ -329,6 +423,6 @@ def fit(
                 "epoch_time_s": dt,
                 "words_per_s": words / dt if dt > 0 else math.nan,
             }
+            hooks.checkpoint(state, "epoch")  # first: a failing hook loses nothing
             hooks.on_epoch_end(state, metrics)
-            hooks.checkpoint(state, "epoch")
     return state

@@ -124,6 +124,33 @@ def test_warmup_fraction_resolution():
     assert load_config(None).optimizer.warmup == 0.0
 
 
+def test_mesh_section():
+    assert (Config().mesh.data, Config().mesh.model, Config().mesh.distributed) == (1, 1, False)
+    cfg = load_config(None, ["mesh={data: 2, model: 4}", "train.batch_size=64"])
+    assert (cfg.mesh.data, cfg.mesh.model) == (2, 4)
+    assert to_dict(cfg)["mesh"] == {"data": 2, "model": 4, "distributed": False}
+
+
+def test_fast_recipe_is_word2vec_orientation_with_shared_negatives():
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "sg_ns_fast.yaml")
+    m, t = cfg.model, cfg.train
+    assert (m.skipgram_input, m.shared_negatives, t.row_update_cap) == ("context", True, 0)
+    assert t.batch_size % t.batch_parts == 0
+
+
+def test_shared_negatives():
+    assert load_config(None).model.shared_negatives is False  # word2vec.c: a set per pair
+    cfg = load_config(None, ["model.shared_negatives=true"])
+    assert cfg.model.shared_negatives is True
+    assert load_config(None, ["model.shared_negatives=yes"]).model.shared_negatives is True
+
+
+def test_skipgram_input():
+    assert load_config(None).model.skipgram_input == "center"  # the paper's orientation
+    cfg = load_config(None, ["model.skipgram_input=context", "model.shared_negatives=true"])
+    assert (cfg.model.skipgram_input, cfg.model.shared_negatives) == ("context", True)
+
+
 def test_config_is_frozen():
     cfg = load_config(None)
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -169,7 +196,23 @@ BAD = {
         ["train.epoch=3"],
         ["--set train.epoch=3", "unknown key 'train.epoch'", "'epochs'", "batch_size"],
     ),
-    "unknown section in --set": (None, ["mesh.devices=8"], ["unknown key 'mesh'", "model, data"]),
+    "unknown section in --set": (
+        None,
+        ["mseh.data=8"],
+        ["unknown key 'mseh'", "'mesh'", "model, data"],
+    ),
+    "unknown mesh key": (
+        None,
+        ["mesh.devices=8"],
+        ["unknown key 'mesh.devices'", "valid keys in 'mesh': data, model, distributed"],
+    ),
+    "zero data axis": (None, ["mesh.data=0"], ["--set mesh.data=0", "mesh.data must be >= 1"]),
+    "zero model axis": ("mesh:\n  model: 0\n", [], ["exp.yaml:2", "mesh.model must be >= 1"]),
+    "batch not divisible by data axis": (
+        None,
+        ["mesh.data=4", "train.batch_size=30"],
+        ["train.batch_size must be a multiple of mesh.data=4", "got 30"],
+    ),
     "wrong type in yaml": ("model:\n  dim: abc\n", [], ["exp.yaml", "model.dim", "'abc'"]),
     "float for int": (None, ["train.batch_size=1.5"], ["train.batch_size", "1.5"]),
     "bool for int": (None, ["model.dim=true"], ["model.dim", "True"]),
@@ -195,6 +238,34 @@ BAD = {
         None,
         ["model.output=hierarchical", "model.negatives=-1"],
         ["model.negatives must be >= 0"],
+    ),
+    "shared negatives with cbow": (
+        None,
+        ["model.architecture=cbow", "model.shared_negatives=true"],
+        ["--set model.shared_negatives=true", "applies to model.architecture=skipgram", "cbow"],
+    ),
+    "shared negatives with hierarchical softmax": (
+        "model:\n  output: hierarchical\n  shared_negatives: true\n",
+        [],
+        ["exp.yaml:3", "model.shared_negatives", "output=negative only", "hierarchical"],
+    ),
+    "skipgram input with cbow": (
+        "model:\n  architecture: cbow\n  skipgram_input: context\n",
+        [],
+        ["exp.yaml:3", "model.skipgram_input applies to model.architecture=skipgram", "cbow"],
+    ),
+    "bad skipgram input": (None, ["model.skipgram_input=centre"], ["skipgram_input", "context"]),
+    "row update cap with autodiff": (
+        None,
+        ["train.row_update_cap=64", "train.gradients=autodiff"],
+        ["train.row_update_cap needs train.gradients=explicit"],
+    ),
+    "negative row update cap": (None, ["train.row_update_cap=-1"], ["train.row_update_cap"]),
+    "zero batch parts": (None, ["train.batch_parts=0"], ["train.batch_parts must be >= 1"]),
+    "batch not divisible by parts": (
+        None,
+        ["train.batch_parts=3", "train.batch_size=256"],
+        ["train.batch_size must be a multiple of train.batch_parts=3", "got 256"],
     ),
     "min_count 0": (None, ["data.min_count=0"], ["data.min_count must be >= 1"]),
     "vocab 1": (None, ["data.max_vocab_size=1"], ["data.max_vocab_size must be >= 2"]),
@@ -296,6 +367,7 @@ def test_empty_file_is_defaults(tmp_path):
 
 RECIPES = {  # file -> (architecture, output, optimizer, learning rate, sparse)
     "sg_ns.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
+    "sg_ns_fast.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
     "cbow_ns.yaml": ("cbow", "negative", "sgd", 0.05, "lazy"),
     "sg_hs.yaml": ("skipgram", "hierarchical", "sgd", 0.025, "lazy"),
     "cbow_hs.yaml": ("cbow", "hierarchical", "sgd", 0.05, "lazy"),

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from sgjax.cli import main
-from sgjax.gradcheck import COMBINATIONS, check, max_errors, random_problem
+from sgjax.gradcheck import COMBINATIONS, VARIANTS, check, max_errors, random_problem
 from sgjax.huffman import build_huffman, path_fields
 from sgjax.losses import batch_loss, example_loss
 from sgjax.params import init_params
@@ -41,6 +41,26 @@ def test_rule_equals_autodiff(arch, out, cbow_mean, seed):
     r = check(arch, out, cbow_mean=cbow_mean, seed=seed)
     assert r["ok"], r
     assert r["max_rel_err"] <= 1e-9
+
+
+@pytest.mark.parametrize("out", ["softmax", "negative", "hierarchical"])
+def test_cbow_word2vec_update_equals_autodiff_and_is_c_times_the_paper(out):
+    r = check("cbow", out, cbow_update="word2vec", seed=3)
+    assert r["ok"] and r["cbow_update"] == "word2vec", r
+    params, batch = _problem("cbow", out, seed=3)
+    _, paper = value_and_rule(params, batch, "cbow", out, True, "paper")
+    _, w2v = value_and_rule(params, batch, "cbow", out, True, "word2vec")
+    C = np.asarray(batch["mask"]).sum(1)  # (B,): context words of each example
+    scale = np.repeat(C, batch["mask"].shape[1]).astype(float)  # per (example, slot) row
+    np.testing.assert_array_equal(np.asarray(paper["W"].index), np.asarray(w2v["W"].index))
+    np.testing.assert_allclose(
+        np.asarray(w2v["W"].value), np.asarray(paper["W"].value) * scale[:, None], rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.asarray(w2v["W_out"].value if out != "softmax" else w2v["W_out"]),
+        np.asarray(paper["W_out"].value if out != "softmax" else paper["W_out"]),
+    )
+    assert (C > 1).any()  # so the two updates really differ
 
 
 @pytest.mark.parametrize("arch,out", COMBINATIONS)
@@ -267,3 +287,141 @@ def test_gradcheck_command(capsys):
     assert len(lines) == 1
     assert lines[0]["model"] == "cbow" and lines[0]["output"] == "negative"
     assert lines[0]["ok"] and lines[0]["max_rel_err"] <= 1e-9
+
+
+# --------------------------------------------------------------------------------------------
+# Variants of skip-gram: negatives shared per centre word, word2vec.c's orientation.
+
+VARIANT_CASES = [(arch, out, opts, seed) for arch, out, opts in VARIANTS if opts for seed in (0, 1)]
+
+
+def _vid(case):
+    arch, out, opts, seed = case
+    return "-".join([arch, out, *(f"{k}={v}" for k, v in opts.items()), str(seed)])
+
+
+def _variant(opts: dict) -> tuple[dict, str]:
+    """(random_problem options, skipgram_input) of a VARIANTS entry."""
+    return {"shared_negatives": opts.get("shared_negatives", False)}, opts.get(
+        "skipgram_input", "center"
+    )
+
+
+@pytest.mark.parametrize("case", VARIANT_CASES, ids=map(_vid, VARIANT_CASES))
+def test_variant_rule_equals_autodiff(case):
+    arch, out, opts, seed = case
+    r = check(arch, out, seed=seed, **opts)
+    assert r["ok"], r
+    assert r.get("shared_negatives", False) == opts.get("shared_negatives", False)
+    assert r.get("skipgram_input", "center") == opts.get("skipgram_input", "center")
+
+
+@pytest.mark.parametrize("skipgram_input", ["center", "context"])
+def test_shared_negatives_are_the_per_pair_set_repeated(skipgram_input):
+    """Negatives (B, K) shared by the C pairs of a centre give exactly the E and gradient
+    of per-pair negatives (B, C, K) holding the same set in every pair."""
+    params, batch = _problem("skipgram", "negative", seed=7, shared_negatives=True)
+    C = batch["context"].shape[1]
+    per_pair = {**batch, "negatives": jnp.repeat(batch["negatives"][:, None, :], C, axis=1)}
+    args = ("skipgram", "negative", True, "paper", skipgram_input)
+    rule = jax.jit(value_and_rule, static_argnums=(2, 3, 4, 5, 6))
+    E_s, g_s = rule(params, batch, *args)
+    E_p, g_p = rule(params, per_pair, *args)
+    np.testing.assert_allclose(E_s, E_p, rtol=1e-12)
+    np.testing.assert_allclose(batch_loss(params, batch, *args), E_p, rtol=1e-12)
+    dense_s, dense_p = densify(g_s["W"], params["W"]), densify(g_p["W"], params["W"])
+    np.testing.assert_allclose(dense_s, dense_p, rtol=1e-12, atol=1e-14)
+    out_s = densify(g_s["W_out"], params["W_out"])
+    out_p = densify(g_p["W_out"], params["W_out"])
+    np.testing.assert_allclose(out_s, out_p, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("out", ["softmax", "hierarchical", "negative"])
+def test_context_input_is_each_pair_as_a_one_word_cbow_example(out):
+    """skipgram_input=context: E is the sum over the real (centre, context) pairs of the CBOW
+    loss with that one context word predicting the centre (word2vec.c's skip-gram)."""
+    params, batch = _problem("skipgram", out, seed=8, skipgram_input="context")
+    E = batch_loss(params, batch, "skipgram", out, True, "paper", "context")
+    B, C = batch["context"].shape
+    cbow = example_loss("cbow", out)
+    want = 0.0
+    for b in range(B):
+        for c in range(C):
+            if not bool(batch["mask"][b, c]):
+                continue
+            ex = {"center": batch["center"][b], "context": batch["context"][b, c : c + 1]}
+            ex["mask"] = jnp.ones(1, bool)
+            if out == "negative":
+                ex["negatives"] = batch["negatives"][b, c]
+            elif out == "hierarchical":
+                ex.update({k: batch[k][b] for k in ("points", "codes", "path_mask")})
+            want += float(cbow(params, ex))
+    np.testing.assert_allclose(E, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", [c for c in VARIANT_CASES if c[3] == 0], ids=_vid)
+def test_variant_padding_never_contributes(case):
+    arch, out, opts, _ = case
+    problem, skipgram_input = _variant(opts)
+    params, batch = _problem(arch, out, seed=3, **problem, skipgram_input=skipgram_input)
+    args = (arch, out, True, "paper", skipgram_input)
+    rng = np.random.default_rng(1)
+    V = params["W"].shape[0]
+    mask = np.asarray(batch["mask"])
+    noisy = {k: np.array(v) for k, v in batch.items()}
+    noisy["context"] = np.where(mask, noisy["context"], rng.integers(0, V, mask.shape))
+    last = mask.shape[0] - 1
+    assert not mask[last].any()
+    noisy["center"][last] = (noisy["center"][last] + 7) % V
+    if out == "negative":
+        noisy["negatives"][last] = rng.integers(0, V, noisy["negatives"][last].shape)
+    if out == "hierarchical" and skipgram_input == "context":  # the padded example's path
+        noisy["points"][last] = rng.integers(0, V - 1, noisy["points"].shape[1])
+    noisy = jax.tree.map(jnp.asarray, noisy)
+    loss = jax.jit(batch_loss, static_argnums=(2, 3, 4, 5, 6))
+    grads = jax.jit(explicit_grads, static_argnums=(2, 3, 4, 5, 6))
+    np.testing.assert_allclose(loss(params, noisy, *args), loss(params, batch, *args), rtol=1e-12)
+    assert max_errors(grads(params, noisy, *args), grads(params, batch, *args))[0] <= 1e-12
+    one = jax.tree.map(lambda x: x[last : last + 1], batch)
+    E, g = value_and_rule(params, one, *args)
+    assert float(E) == 0.0
+    for k, v in g.items():
+        if isinstance(v, RowGrads):
+            assert (np.asarray(v.index) == params[k].shape[0]).all(), k
+        else:
+            assert float(jnp.abs(v).max()) == 0.0, k
+
+
+def test_variant_rules_are_row_sparse_with_few_rows():
+    """The shared forms touch S = C + K (paper's orientation) or C input and 1 + K output
+    rows (word2vec.c's orientation) per centre, not C * (1 + K)."""
+    rule = jax.jit(value_and_rule, static_argnums=(2, 3, 4, 5, 6))
+    params, batch = _problem("skipgram", "negative", shared_negatives=True)
+    B, C = batch["context"].shape
+    K = batch["negatives"].shape[1]
+    _, g = rule(params, batch, "skipgram", "negative", True, "paper", "center")
+    assert g["W"].value.shape[0] == B and g["W_out"].value.shape[0] == B * (C + K)
+    _, g = rule(params, batch, "skipgram", "negative", True, "paper", "context")
+    assert g["W"].value.shape[0] == B * C and g["W_out"].value.shape[0] == B * (1 + K)
+    params, batch = _problem("skipgram", "hierarchical", skipgram_input="context")
+    _, g = rule(params, batch, "skipgram", "hierarchical", True, "paper", "context")
+    assert g["W_out"].value.shape[0] == B * batch["points"].shape[1]
+
+
+def test_gradcheck_command_variants(capsys):
+    import json
+
+    assert main(["gradcheck"]) == 0  # the default: the six combinations, no variants
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 6 and all(r["ok"] for r in lines)
+    assert not any("shared_negatives" in r or "skipgram_input" in r for r in lines)
+    argv = ["gradcheck", "--model", "skipgram", "--output", "negative", "--all-variants"]
+    assert main(argv) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    keys = {(r.get("skipgram_input", "center"), r.get("shared_negatives", False)) for r in lines}
+    assert keys == {("center", False), ("center", True), ("context", False), ("context", True)}
+    assert all(r["ok"] for r in lines)
+    argv = argv[:-1] + ["--shared-negatives", "only", "--skipgram-input", "context"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and '"shared_negatives": true' in lines[0]

@@ -1,0 +1,423 @@
+"""Training end to end: the step, the fit loop, checkpoints, resume, interruption, errors.
+
+Everything runs on a tiny generated corpus so that a whole run takes a second or two after
+compilation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sgjax import checkpoint
+from sgjax.cli import main as cli_main
+from sgjax.config import ConfigError, load_config
+from sgjax.experiment import _batches, build, train
+from sgjax.train import (
+    Hooks,
+    Interrupted,
+    NonFiniteLossError,
+    RecompilationError,
+    fit,
+    group_batches,
+)
+from sgjax.vectors import read_word2vec
+
+SUBJECTS = ["cat", "dog", "bird", "fish", "horse", "mouse"]
+VERBS = ["eats", "sees", "likes", "chases"]
+OBJECTS = ["food", "water", "grass", "seeds", "meat"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    """~3,000 tokens of a toy grammar, lines of varying length."""
+    rng = np.random.default_rng(0)
+    lines = []
+    for _ in range(300):
+        n = int(rng.integers(1, 4))
+        parts = []
+        for _ in range(n):
+            parts += [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)]
+        lines.append(" ".join(parts))
+    path = tmp_path_factory.mktemp("corpus") / "toy.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def tiny_cfg(corpus: str, *overrides: str):
+    base = [
+        f"data.corpus={corpus}",
+        "data.min_count=1",
+        "data.sample=0",
+        "model.dim=8",
+        "model.window=2",
+        "model.negatives=3",
+        "train.epochs=2",
+        "train.batch_size=64",
+        "train.steps_per_call=8",
+        "eval.analogies=false",
+        "eval.similarity=false",
+    ]
+    return load_config(None, [*base, *overrides])
+
+
+def params_of(result) -> dict:
+    return jax.tree.map(np.asarray, result.state.params)
+
+
+# --------------------------------------------------------------------------------------------
+# The two gradient engines train to the same parameters, for every model.
+
+MODELS = [
+    ("skipgram", "negative", "paper"),
+    ("skipgram", "hierarchical", "paper"),
+    ("skipgram", "softmax", "paper"),
+    ("cbow", "negative", "paper"),
+    ("cbow", "negative", "word2vec"),
+    ("cbow", "hierarchical", "word2vec"),
+    ("cbow", "softmax", "paper"),
+]
+
+
+@pytest.mark.parametrize("architecture,output,cbow_update", MODELS)
+def test_explicit_and_autodiff_train_to_the_same_parameters(
+    corpus, architecture, output, cbow_update
+):
+    jax.config.update("jax_enable_x64", True)
+    try:
+        runs = {}
+        for g in ("explicit", "autodiff"):
+            cfg = tiny_cfg(
+                corpus,
+                f"model.architecture={architecture}",
+                f"model.output={output}",
+                f"model.cbow_update={cbow_update}",
+                f"train.gradients={g}",
+                "train.dtype=float64",
+                "train.epochs=1",
+            )
+            runs[g] = train(cfg, None, progress=False)
+        a, b = params_of(runs["explicit"]), params_of(runs["autodiff"])
+        assert a["W"].dtype == np.float64
+        for k in a:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-9, atol=1e-12)
+        # and training did something
+        assert np.abs(a["W_out"]).max() > 0
+    finally:
+        jax.config.update("jax_enable_x64", False)
+
+
+# --------------------------------------------------------------------------------------------
+# Optimizers: every path trains (the loss falls) and is deterministic.
+
+OPTIMIZERS = [
+    ("sgd", "lazy", 0.05),
+    ("adam", "lazy", 0.01),
+    ("adam", "dense", 0.01),
+    ("adagrad", "lazy", 0.2),
+    ("rmsprop", "dense", 0.01),
+]
+
+
+@pytest.mark.parametrize("name,sparse,lr", OPTIMIZERS)
+def test_optimizers_train(corpus, tmp_path, name, sparse, lr):
+    cfg = tiny_cfg(
+        corpus,
+        f"optimizer.name={name}",
+        f"optimizer.sparse={sparse}",
+        f"optimizer.learning_rate={lr}",
+        "optimizer.schedule=constant",
+        "train.epochs=3",
+    )
+    result = train(cfg, tmp_path / "run", progress=False)
+    epochs = [
+        json.loads(line)
+        for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["event"] == "epoch"
+    ]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[-1]["loss"] < epochs[0]["loss"]
+    assert all(np.isfinite(e["loss"]) and e["words_per_s"] > 0 for e in epochs)
+    assert int(result.state.step) == epochs[-1]["step"] > 0
+
+
+def test_same_seed_same_vectors_other_seed_other_vectors(corpus):
+    a = params_of(train(tiny_cfg(corpus), None, progress=False))
+    b = params_of(train(tiny_cfg(corpus), None, progress=False))
+    c = params_of(train(tiny_cfg(corpus, "train.seed=1"), None, progress=False))
+    np.testing.assert_array_equal(a["W"], b["W"])
+    np.testing.assert_array_equal(a["W_out"], b["W_out"])
+    assert not np.array_equal(a["W"], c["W"])
+
+
+# --------------------------------------------------------------------------------------------
+# The run directory.
+
+
+def test_run_directory_contents(corpus, tmp_path):
+    out = tmp_path / "run"
+    cfg = tiny_cfg(corpus, "train.log_every_steps=5")
+    result = train(cfg, out, progress=False)
+    for name in (
+        "config.yaml",
+        "vocab.txt",
+        "metrics.jsonl",
+        "vectors.bin",
+        "vectors.txt",
+        "scores.json",
+    ):
+        assert (out / name).is_file(), name
+    # the resolved config reloads to the same config
+    assert load_config(out / "config.yaml") == cfg
+    # vocab.txt: the C tool's -save-vocab format, "</s>" first
+    vocab_lines = (out / "vocab.txt").read_text().splitlines()
+    assert vocab_lines[0].split()[0] == "</s>"
+    assert len(vocab_lines) == len(result.vectors) + 1
+    # vectors in both formats equal the trained W
+    W = np.asarray(result.state.params["W"])
+    for name in ("vectors.bin", "vectors.txt"):
+        kv = read_word2vec(out / name)
+        assert kv.words == result.vectors.words
+        np.testing.assert_allclose(kv.matrix, W, rtol=1e-5, atol=1e-6)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    logs = [r for r in records if r["event"] == "log"]
+    epochs = [r for r in records if r["event"] == "epoch"]
+    assert len(epochs) == 2 and logs
+    assert {"loss", "lr", "words_per_s", "epoch_time_s", "words"} <= set(epochs[0])
+    assert all(r["words_total"] > 0 for r in records)
+    # words processed per epoch = the corpus' in-vocabulary tokens
+    assert (
+        epochs[0]["words"] == epochs[1]["words"] == sum(len(line.split()) for line in open(corpus))
+    )
+    # a second run into the same directory is refused
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, out, progress=False)
+
+
+def test_vectors_load_in_gensim(corpus, tmp_path):
+    gensim_models = pytest.importorskip("gensim.models")
+    result = train(tiny_cfg(corpus), tmp_path, progress=False)
+    for name, binary in (("vectors.bin", True), ("vectors.txt", False)):
+        kv = gensim_models.KeyedVectors.load_word2vec_format(str(tmp_path / name), binary=binary)
+        assert list(kv.index_to_key) == list(result.vectors.words)
+        np.testing.assert_allclose(
+            kv.vectors, np.asarray(result.state.params["W"]), rtol=1e-5, atol=1e-6
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints, interruption and resume.
+
+
+def _interrupt_after(monkeypatch, calls: int) -> None:
+    """Send SIGINT to ourselves after ``calls`` compiled calls (as Ctrl-C would)."""
+    import sgjax.experiment as experiment
+
+    seen = {"n": 0}
+    original = experiment._Progress.__call__
+
+    def progress(self, words, m):
+        original(self, words, m)
+        seen["n"] += 1
+        if seen["n"] == calls:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(experiment._Progress, "__call__", progress)
+
+
+@pytest.mark.parametrize("checkpoint_every_steps", [0, 8])
+def test_interrupted_run_resumes_to_the_same_vectors(
+    corpus, tmp_path, monkeypatch, checkpoint_every_steps
+):
+    cfg = tiny_cfg(
+        corpus, "train.epochs=3", f"train.checkpoint_every_steps={checkpoint_every_steps}"
+    )
+    full = train(cfg, tmp_path / "full", progress=False)
+
+    steps_per_epoch = int(full.state.step) // 3
+    calls_per_epoch = -(-steps_per_epoch // cfg.train.steps_per_call)
+    assert calls_per_epoch >= 2, "the tiny run must have several calls per epoch"
+    with monkeypatch.context() as m:
+        _interrupt_after(m, calls_per_epoch + 1)  # in the middle of epoch 2
+        with pytest.raises(Interrupted, match="checkpoint"):
+            train(cfg, tmp_path / "cut", progress=False)
+    ckpt = checkpoint.latest(tmp_path / "cut")
+    meta = json.loads((ckpt / "meta.json").read_text())
+    assert meta["epoch"] == 1 and meta["batch_in_epoch"] > 0  # mid-epoch
+    assert not (tmp_path / "cut" / "vectors.bin").exists()
+    # SIGINT handling is restored after the run
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    resumed = train(None, tmp_path / "cut", resume=True, progress=False)
+    a, b = params_of(full), params_of(resumed)
+    np.testing.assert_array_equal(a["W"], b["W"])
+    np.testing.assert_array_equal(a["W_out"], b["W_out"])
+    assert int(resumed.state.step) == int(full.state.step)
+    assert (tmp_path / "cut" / "vectors.bin").read_bytes() == (
+        tmp_path / "full" / "vectors.bin"
+    ).read_bytes()
+    # metrics.jsonl of the resumed run has every epoch once
+    epochs = [
+        json.loads(line)["epoch"]
+        for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
+        if json.loads(line)["event"] == "epoch"
+    ]
+    assert epochs == [1, 2, 3]
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        train(None, tmp_path / "nothing", resume=True, progress=False)
+
+
+def test_cli_interrupt_and_resume(corpus, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--quiet", "--out", str(out)]
+    for o in (
+        f"data.corpus={corpus}",
+        "data.min_count=1",
+        "model.dim=8",
+        "train.batch_size=64",
+        "train.steps_per_call=4",
+        "train.epochs=2",
+        "eval.analogies=false",
+        "eval.similarity=false",
+    ):
+        args += ["--set", o]
+    with monkeypatch.context() as m:
+        _interrupt_after(m, 2)
+        assert cli_main(args) == 130
+    assert "sgjax train --resume" in capsys.readouterr().err
+    assert cli_main(["train", "--quiet", "--resume", "--out", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed["out"] == str(out)
+    assert (out / "vectors.txt").is_file()
+
+
+# --------------------------------------------------------------------------------------------
+# Failing loudly.
+
+
+def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_path):
+    cfg = tiny_cfg(corpus, "train.epochs=1")
+    run = build(cfg, tmp_path)
+    saved = []
+
+    def save(state, why):
+        if state is not None:
+            saved.append(checkpoint.save(tmp_path, state, {"step": int(state.step)}))
+        return saved[-1] if saved else None
+
+    hooks = Hooks(checkpoint=save)
+    state = fit(
+        run.state,
+        lambda e: _batches(cfg, run.vocab, run.encoded, e),
+        run.tables,
+        run.spec,
+        epochs=1,
+        steps_per_call=8,
+        hooks=hooks,
+    )
+    good = checkpoint.latest(tmp_path)
+    assert good is not None and good == saved[-1]
+    W_good = np.asarray(state.params["W"]).copy()
+
+    poisoned = state.replace(params={**state.params, "W": state.params["W"].at[:].set(jnp.nan)})
+    with pytest.raises(
+        NonFiniteLossError, match=r"non-finite loss or parameters in epoch 2.*" + good.name
+    ):
+        fit(
+            poisoned,
+            lambda e: _batches(cfg, run.vocab, run.encoded, e),
+            run.tables,
+            run.spec,
+            epochs=2,
+            steps_per_call=8,
+            hooks=hooks,
+        )
+    assert checkpoint.latest(tmp_path) == good
+    restored, _ = checkpoint.restore(good, state)
+    np.testing.assert_array_equal(np.asarray(restored.params["W"]), W_good)
+
+
+def test_cli_huge_learning_rate_is_a_clear_error(corpus, tmp_path, capsys):
+    args = ["train", "--quiet", "--out", str(tmp_path / "run")]
+    for o in (
+        f"data.corpus={corpus}",
+        "data.min_count=1",
+        "model.dim=8",
+        "train.batch_size=64",
+        "train.steps_per_call=4",
+        "train.epochs=1",
+        "optimizer.learning_rate=1e30",
+        "optimizer.schedule=constant",
+        "eval.analogies=false",
+        "eval.similarity=false",
+    ):
+        args += ["--set", o]
+    assert cli_main(args) == 3
+    err = capsys.readouterr().err
+    assert "non-finite loss" in err and "learning_rate" in err
+
+
+def test_recompilation_is_an_error(corpus):
+    cfg = tiny_cfg(corpus, "train.epochs=1")
+    run = build(cfg)
+
+    def batches(epoch):
+        for i, b in enumerate(_batches(cfg, run.vocab, run.encoded, epoch)):
+            if i < 16:
+                yield b
+            else:  # a batch of another size: a new program would be compiled
+                yield {k: (v[:32] if v.ndim else v) for k, v in b.items()}
+
+    with pytest.raises(RecompilationError, match="compiled again"):
+        fit(run.state, batches, run.tables, run.spec, epochs=1, steps_per_call=8)
+
+
+def test_group_batches_pads_the_last_call_with_inactive_steps():
+    bs = [
+        {
+            "center": np.full(4, i),
+            "context": np.zeros((4, 2)),
+            "mask": np.ones((4, 2), bool),
+            "words": np.asarray(i, np.int32),
+        }
+        for i in range(5)
+    ]
+    groups = list(group_batches(bs, 3))
+    assert [g["center"].shape for g in groups] == [(3, 4), (3, 4)]
+    assert groups[0]["active"].tolist() == [True, True, True]
+    assert groups[1]["active"].tolist() == [True, True, False]
+    assert groups[1]["words"].tolist()[:2] == [3, 4]
+
+
+@pytest.mark.parametrize(
+    "override,key",
+    [
+        ("model.architecture=skipgrm", "model.architecture"),
+        ("optimizer.name=adamm", "optimizer.name"),
+        ("train.bogus=1", "train.bogus"),
+        ("model.dim=-3", "model.dim"),
+    ],
+)
+def test_cli_bad_config_names_the_key(tmp_path, capsys, override, key):
+    assert cli_main(["train", "--quiet", "--out", str(tmp_path), "--set", override]) == 2
+    assert key in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing was written
+
+
+def test_resume_refuses_config_changes(tmp_path, capsys):
+    assert cli_main(["train", "--resume", "--out", str(tmp_path), "--set", "model.dim=3"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_config_error_type():
+    with pytest.raises(ConfigError):
+        load_config(None, ["model.window=0"])
