@@ -188,6 +188,10 @@ class TrainConfig:
     # explicit gradients: compute the rule on this many equal slices of each batch as
     # independent programs (XLA's CPU runtime runs them concurrently; same update, summed)
     batch_parts: int = 1
+    # group each batch's centres by their effective window b (B / window of each b), so the
+    # explicit rule computes 2b context slots for them instead of 2 x window (the same
+    # examples, reordered by a few batches at most; sgjax.pipeline.epoch_batches)
+    window_buckets: bool = False
     # explicit gradients: 0 = sum every update of a row (per-example SGD summed over the
     # batch); n > 0 = a row more than n of a batch's entries update gets their sum scaled to
     # n entries' worth (large batches; sgjax.train.cap_row_updates, BENCHMARKS.md)
@@ -538,6 +542,18 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             "train.row_update_cap",
             "needs train.gradients=explicit (autodiff gives dense gradients, whose rows "
             "cannot be told apart by example)",
+        )
+    if t.window_buckets:
+        check(
+            t.batch_size % cfg.model.window == 0,
+            "train.window_buckets",
+            f"needs train.batch_size (now {t.batch_size}) to be a multiple of "
+            f"model.window={cfg.model.window}",
+        )
+        check(
+            t.batch_parts == 1,
+            "train.window_buckets",
+            "already splits each batch into independent groups: set train.batch_parts=1",
         )
     check(
         t.batch_size % t.batch_parts == 0,

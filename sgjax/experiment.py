@@ -116,6 +116,7 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
         shared_negatives=m.shared_negatives,
         skipgram_input=str(m.skipgram_input),
         batch_parts=t.batch_parts,
+        window_buckets=m.window if t.window_buckets and t.gradients == "explicit" else 0,
         row_update_cap=t.row_update_cap,
     )
     dtype = jnp.dtype(str(t.dtype))
@@ -135,6 +136,7 @@ def _batches(cfg: Config, vocab: Vocab, encoded: Any, epoch: int):
         batch_size=cfg.train.batch_size,
         seed=cfg.train.seed,
         epoch=epoch,
+        window_buckets=cfg.train.window_buckets,
     )
 
 

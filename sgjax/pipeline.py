@@ -91,6 +91,7 @@ __all__ = [
     "noise_table",
     "prefetch",
     "sample_negatives",
+    "window_bucket_slices",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -485,13 +486,13 @@ def _windows(
     keep: np.ndarray,
     window: int,
     rng: np.random.Generator,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Examples of one block of whole sentences (``offs``: local sentence offsets).
 
-    Returns ``center`` (G,), ``context`` (G, 2w), ``mask`` (G, 2w) and the block positions
-    of the centres (G,). Subsampling first, then b ~ U{1..w} per kept centre, and the
-    context slots ``-w..-1, 1..w`` masked to the kept tokens at distance <= b inside the
-    sentence.
+    Returns ``center`` (G,), ``context`` (G, 2w), ``mask`` (G, 2w), the block positions
+    of the centres (G,) and their effective windows b (G,) int8. Subsampling first, then
+    b ~ U{1..w} per kept centre, and the context slots ``-w..-1, 1..w`` masked to the kept
+    tokens at distance <= b inside the sentence.
     """
     u = rng.random(tok.size, dtype=np.float32)
     kidx = np.flatnonzero(u < keep[tok])  # subsampling: positions of the kept tokens
@@ -505,7 +506,8 @@ def _windows(
     kt = tok[kidx]
     m = kt.size
     if m == 0:
-        return kt, np.zeros((0, 2 * window), np.int32), np.zeros((0, 2 * window), bool), kidx
+        empty = np.zeros((0, 2 * window), np.int32)
+        return kt, empty, empty.astype(bool), kidx, np.zeros(0, np.int8)
     klen = klen.astype(np.int32)
     start = np.zeros(klen.size, dtype=np.int32)
     np.cumsum(klen[:-1], out=start[1:])
@@ -519,7 +521,7 @@ def _windows(
     context = win[:, np.r_[0:window, window + 1 : 2 * window + 1]]  # one copy, (m, 2w)
     mask = _mask_table(window)[code]
     context *= mask
-    return kt, context, mask, kidx
+    return kt, context, mask, kidx, b.astype(np.int8)
 
 
 class _Reader:
@@ -597,10 +599,20 @@ def epoch_batches(
     seed: int,
     epoch: int,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    window_buckets: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
     """One epoch of fixed-shape batches (see the module docstring for the record),
     deterministic given ``(seed, epoch)`` (and ``chunk_tokens``). Streams over the
-    (memory-mapped) token stream about ``chunk_tokens`` tokens at a time."""
+    (memory-mapped) token stream about ``chunk_tokens`` tokens at a time.
+
+    ``window_buckets``: the same examples (the same random draws), grouped by their
+    effective window b: rows ``[(b-1) B/w, b B/w)`` of every batch hold centres whose
+    window is b, so only context slots ``w-b .. w+b-1`` (offsets -b..-1, 1..b) can be set
+    there and a step may compute each group on those 2b slots alone
+    (:func:`window_bucket_slices`): on average (w+1)/2w of the padded work. A centre waits in
+    its group's queue until every group can fill its share of a batch, so the order
+    departs from the stream's by a few batches at most; the last batches of the epoch are
+    padded per group. ``batch_size`` must be a multiple of ``window``."""
     if architecture not in ARCHITECTURES:
         raise ValueError(
             f"unknown architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}"
@@ -609,69 +621,150 @@ def epoch_batches(
         raise ValueError(f"window must be in 1..127, got {window}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if window_buckets and batch_size % window:
+        raise ValueError(
+            f"window_buckets needs batch_size to be a multiple of window={window}, got {batch_size}"
+        )
     if encoded.vocab_size and encoded.vocab_size != len(vocab):
         raise ValueError(
             f"the corpus was encoded with a vocabulary of {encoded.vocab_size} words, "
             f"not this one of {len(vocab)}"
         )
-    B = batch_size
+    blocks = _example_blocks(encoded, vocab, window, sample, seed, epoch, chunk_tokens)
+    assemble = _bucketed if window_buckets else _sequential
+    batches = assemble(blocks, batch_size, window)
+    held: dict[str, np.ndarray] | None = None  # the latest batch, yielded once a next exists
+    seen = 0
+    for batch in batches:
+        if held is not None:
+            yield _finish(held)
+        held = batch
+        seen += int(batch["words"].sum())
+    if held is None:  # no example at all: one padded batch carries the epoch's words
+        held = _pad_rows([_empty_rows(window)], batch_size)
+    yield _finish(held, encoded.n_tokens - seen)  # the words after the last centre
+
+
+_FIELDS = ("center", "context", "mask", "words")
+
+
+def _empty_rows(window: int) -> dict[str, np.ndarray]:
+    return {
+        "center": np.zeros(0, np.int32),
+        "context": np.zeros((0, 2 * window), np.int32),
+        "mask": np.zeros((0, 2 * window), bool),
+        "words": np.zeros(0, np.int32),
+        "b": np.zeros(0, np.int8),
+    }
+
+
+def _example_blocks(
+    encoded: EncodedCorpus,
+    vocab: Vocab,
+    window: int,
+    sample: float,
+    seed: int,
+    epoch: int,
+    chunk_tokens: int,
+) -> Iterator[dict[str, np.ndarray]]:
+    """The epoch's examples, a block of whole sentences at a time, in stream order: rows
+    ``center``, ``context``, ``mask``, ``words`` (the tokens from after the previous centre
+    to this one) and ``b`` (the effective window)."""
     keep = keep_probs(vocab, sample).astype(np.float32)
     rng = np.random.default_rng([seed, epoch])
-    N = encoded.n_tokens
     tokens, offsets = _Reader(encoded.tokens), _Reader(encoded.offsets)
-    carry: list[dict[str, np.ndarray]] = []  # rows (< B in total) waiting for a batch
-    carried = 0
-    held: dict[str, np.ndarray] | None = None  # the latest batch, yielded once a next exists
     last_end = 0  # stream position after the previous centre
     try:
         for a, offs in _blocks(offsets, encoded.n_sentences, chunk_tokens):
             tok = tokens(a, a + int(offs[-1]))
-            center, context, mask, pos = _windows(tok, offs, keep, window, rng)
+            center, context, mask, pos, b = _windows(tok, offs, keep, window, rng)
             if center.size == 0:
                 continue
             ends = pos + (a + 1)
             words = np.diff(ends, prepend=last_end).astype(np.int32)
             last_end = int(ends[-1])
-            rows = {"center": center, "context": context, "mask": mask, "words": words}
-            g = center.size
-            start = 0
-            if carried:
-                need = min(B - carried, g)
-                carry.append({name: r[:need] for name, r in rows.items()})
-                carried += need
-                start = need
-                if carried < B:
-                    continue
-                batch = {name: np.concatenate([c[name] for c in carry]) for name in rows}
-                carry, carried = [], 0
-                if held is not None:
-                    yield _finish(held)
-                held = batch
-            while start + B <= g:
-                if held is not None:
-                    yield _finish(held)
-                held = {name: r[start : start + B] for name, r in rows.items()}
-                start += B
-            if start < g:
-                carry = [{name: r[start:] for name, r in rows.items()}]
-                carried = g - start
+            yield {"center": center, "context": context, "mask": mask, "words": words, "b": b}
     finally:
         tokens.close()
         offsets.close()
-    tail = N - last_end  # words after the last centre
+
+
+def _sequential(
+    blocks: Iterator[dict[str, np.ndarray]], B: int, window: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of B consecutive examples; the last one padded."""
+    carry: list[dict[str, np.ndarray]] = []  # rows (< B in total) waiting for a batch
+    carried = 0
+    for rows in blocks:
+        rows = {name: rows[name] for name in _FIELDS}
+        g = rows["center"].size
+        start = 0
+        if carried:
+            need = min(B - carried, g)
+            carry.append({name: r[:need] for name, r in rows.items()})
+            carried += need
+            start = need
+            if carried < B:
+                continue
+            yield {name: np.concatenate([c[name] for c in carry]) for name in _FIELDS}
+            carry, carried = [], 0
+        while start + B <= g:
+            yield {name: r[start : start + B] for name, r in rows.items()}
+            start += B
+        if start < g:
+            carry = [{name: r[start:] for name, r in rows.items()}]
+            carried = g - start
     if carried:
-        if held is not None:
-            yield _finish(held)
-        held = _pad_rows(carry, B)
-    if held is None:  # no example at all: one padded batch carries the epoch's words
-        empty = {
-            "center": np.zeros(0, np.int32),
-            "context": np.zeros((0, 2 * window), np.int32),
-            "mask": np.zeros((0, 2 * window), bool),
-            "words": np.zeros(0, np.int32),
-        }
-        held = _pad_rows([empty], B)
-    yield _finish(held, tail)
+        yield _pad_rows(carry, B)
+
+
+def _bucketed(
+    blocks: Iterator[dict[str, np.ndarray]], B: int, window: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Batches of B / window examples of each effective window b = 1..window, in that
+    order (``epoch_batches(window_buckets=True)``). Each b has a queue in stream order; a
+    batch is cut whenever every queue holds its share. The queues' leftovers at the end of
+    the epoch go into padded batches, each group padded to its share."""
+    Bb = B // window
+    queues: list[list[dict[str, np.ndarray]]] = [[] for _ in range(window)]
+    qlen = np.zeros(window, np.int64)
+    for rows in blocks:
+        order = np.argsort(rows["b"], kind="stable")
+        counts = np.bincount(rows["b"], minlength=window + 1)[1:]
+        for k, idx in enumerate(np.split(order, np.cumsum(counts)[:-1])):
+            if idx.size:
+                queues[k].append({name: rows[name][idx] for name in _FIELDS})
+        qlen += counts
+        n = int(qlen.min()) // Bb
+        if n == 0:
+            continue
+        take = n * Bb
+        groups = []
+        for k in range(window):
+            q = _concat(queues[k])
+            groups.append({name: r[:take].reshape(n, Bb, *r.shape[1:]) for name, r in q.items()})
+            queues[k] = [{name: r[take:] for name, r in q.items()}] if qlen[k] > take else []
+        qlen -= take
+        stacked = {name: np.concatenate([g[name] for g in groups], axis=1) for name in _FIELDS}
+        for i in range(n):
+            yield {name: r[i] for name, r in stacked.items()}
+    if qlen.max() == 0:
+        return
+    left = [_concat(q) if q else None for q in queues]
+    for i in range(-(-int(qlen.max()) // Bb)):
+        parts = [
+            _pad_rows([{name: r[i * Bb : (i + 1) * Bb] for name, r in q.items()}], Bb)
+            if q is not None
+            else _pad_rows([_empty_rows(window)], Bb)
+            for q in left
+        ]
+        yield {name: np.concatenate([p[name] for p in parts]) for name in _FIELDS}
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def _finish(rows: dict[str, np.ndarray], extra: int = 0) -> dict[str, np.ndarray]:
@@ -761,6 +854,37 @@ def sample_negatives(
     if isinstance(table, NoiseSampler):
         return _guided_search(table, u).astype(jnp.int32)
     return jnp.searchsorted(table, u, side="right").astype(jnp.int32)
+
+
+#: fields of a completed batch with a context-slot axis (axis 1) when they have 3 dimensions
+#: (per-pair negatives, centre-input skip-gram's per-context Huffman paths); ``context`` and
+#: ``mask`` always have one.
+_PER_CONTEXT = ("negatives", "points", "codes", "path_mask")
+
+
+def window_bucket_slices(batch: Mapping[str, jax.Array], window: int) -> list[dict]:
+    """The ``window`` groups of a batch made by ``epoch_batches(window_buckets=True)``: group
+    b (1..window) is rows ``[(b-1) B/w, b B/w)`` with the context-slot axis cut to slots
+    ``w-b .. w+b-1`` (offsets -b..-1, 1..b), the only ones its mask can set. The groups
+    together hold every unmasked slot of the batch, so any loss or rule summed over them
+    equals its value on the whole batch. Fields without a row axis (``words``) are left out.
+    """
+    B = batch["center"].shape[0]
+    Bb = B // window
+    out = []
+    for b in range(1, window + 1):
+        rows = slice((b - 1) * Bb, b * Bb)
+        cols = slice(window - b, window + b)
+        part = {}
+        for name, x in batch.items():
+            if name == "words":
+                continue
+            if name in ("context", "mask") or (name in _PER_CONTEXT and x.ndim == 3):
+                part[name] = x[rows, cols]
+            else:
+                part[name] = x[rows]
+        out.append(part)
+    return out
 
 
 def device_tree(tree: HuffmanTree) -> HuffmanTree:

@@ -36,7 +36,7 @@ import numpy as np
 
 from sgjax.losses import batch_loss
 from sgjax.params import Params, init_params
-from sgjax.pipeline import complete_batch
+from sgjax.pipeline import complete_batch, window_bucket_slices
 from sgjax.rules import value_and_rule
 from sgjax.sparse import RowGrads
 
@@ -88,6 +88,9 @@ class StepSpec:
     skipgram_input: str = "center"  # center (the paper) | context (word2vec.c's orientation)
     batch_parts: int = 1  # explicit rule computed on this many independent slices of a batch
     row_update_cap: int = 0  # > 0: a row moves by at most this many entries' worth a step
+    # > 0: batches come grouped by effective window (epoch_batches(window_buckets=True));
+    # the explicit rule runs on each group's 2b real slots (window_bucket_slices)
+    window_buckets: int = 0
 
 
 def init_state(
@@ -116,15 +119,19 @@ def _grads(params: Params, ex: dict, spec: StepSpec):
     args = (*args, spec.skipgram_input)
     if spec.gradients != "explicit":
         return jax.value_and_grad(batch_loss)(params, ex, *args)
-    if spec.batch_parts <= 1:
+    if spec.window_buckets:  # each window group on its own slots: no padded slot computed
+        pieces = window_bucket_slices(ex, spec.window_buckets)
+    elif spec.batch_parts > 1:
+        # the rule of each part of the batch as its own computation (independent: XLA's
+        # CPU runtime runs them concurrently on its threads)
+        size = ex["center"].shape[0] // spec.batch_parts
+        pieces = [
+            jax.tree.map(lambda x, i=i: x[i * size : (i + 1) * size], ex)
+            for i in range(spec.batch_parts)
+        ]
+    else:
         return value_and_rule(params, ex, *args)
-    # the rule of each part of the batch as its own computation (independent: XLA's CPU
-    # runtime runs them concurrently on its threads), then the parts' rows side by side
-    size = ex["center"].shape[0] // spec.batch_parts
-    parts = [
-        value_and_rule(params, jax.tree.map(lambda x, i=i: x[i * size : (i + 1) * size], ex), *args)
-        for i in range(spec.batch_parts)
-    ]
+    parts = [value_and_rule(params, piece, *args) for piece in pieces]  # rows side by side
     E = sum(E_i for E_i, _ in parts)
     grads = {k: _join([g[k] for _, g in parts]) for k in params}
     return E, grads
@@ -361,15 +368,19 @@ def fit(
             for _ in range(skip):
                 next(batches)
             lr = float("nan")
-            for group in group_batches(batches, steps_per_call):
+            groups = group_batches(batches, steps_per_call)
+            group = next(groups, None)
+            while group is not None:
                 words_before = int(state.words)
                 state, m = step_fn(state, group, tables, spec)
+                # the host builds the next call's batches while the device runs this one
+                current, group = group, next(groups, None)
                 size = step_fn._cache_size()
                 if compiled_sizes and size > max(compiled_sizes):
                     raise RecompilationError(
                         f"train_step compiled again at step {int(state.step)} (now {size} "
                         "programs): a batch changed shape or dtype; "
-                        + ", ".join(f"{k}{v.shape}:{v.dtype}" for k, v in group.items())
+                        + ", ".join(f"{k}{v.shape}:{v.dtype}" for k, v in current.items())
                     )
                 compiled_sizes.add(size)
                 m = jax.device_get(m)

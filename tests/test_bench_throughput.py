@@ -25,7 +25,7 @@ def test_bench_throughput_tiny(tmp_path, capsys):
     corpus = tmp_path / "tiny.txt"
     corpus.write_text("\n".join(lines) + "\n")
     argv = ["--corpus", str(corpus), "--epochs", "1", "--work-dir", str(tmp_path / "work")]
-    argv += ["--set", "model.dim=8", "--set", "train.batch_size=64", "--set", "data.sample=0"]
+    argv += ["--set", "model.dim=8", "--set", "train.batch_size=60", "--set", "data.sample=0"]
     assert bench.main(argv) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     (res,) = report["results"]
@@ -35,5 +35,5 @@ def test_bench_throughput_tiny(tmp_path, capsys):
         assert res[tool]["corpus_tokens"] == 9000
         assert res[tool]["vocab_size"] == 60
     assert res["ratio_sgjax_over_gensim"] == pytest.approx(
-        res["sgjax"]["words_per_s"] / res["gensim"]["words_per_s"], rel=1e-2
+        res["sgjax"]["words_per_s"] / res["gensim"]["words_per_s"], rel=1e-2, abs=1e-3
     )

@@ -135,7 +135,7 @@ def test_fast_recipe_is_word2vec_orientation_with_shared_negatives():
     cfg = load_config(Path(__file__).parents[1] / "configs" / "sg_ns_fast.yaml")
     m, t = cfg.model, cfg.train
     assert (m.skipgram_input, m.shared_negatives, t.row_update_cap) == ("context", True, 0)
-    assert t.batch_size % t.batch_parts == 0
+    assert t.window_buckets and t.batch_parts == 1 and t.batch_size % m.window == 0
 
 
 def test_shared_negatives():
@@ -266,6 +266,16 @@ BAD = {
         None,
         ["train.batch_parts=3", "train.batch_size=256"],
         ["train.batch_size must be a multiple of train.batch_parts=3", "got 256"],
+    ),
+    "window buckets, batch not divisible by window": (
+        None,
+        ["train.window_buckets=true", "train.batch_size=256", "model.window=5"],
+        ["train.window_buckets needs train.batch_size (now 256)", "model.window=5"],
+    ),
+    "window buckets with batch parts": (
+        None,
+        ["train.window_buckets=true", "train.batch_size=250", "train.batch_parts=2"],
+        ["train.window_buckets", "train.batch_parts=1"],
     ),
     "min_count 0": (None, ["data.min_count=0"], ["data.min_count must be >= 1"]),
     "vocab 1": (None, ["data.max_vocab_size=1"], ["data.max_vocab_size must be >= 2"]),

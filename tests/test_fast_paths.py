@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sgjax.config import OptimizerConfig
-from sgjax.gradcheck import max_errors, random_problem
+from sgjax.gradcheck import VARIANTS, max_errors, random_problem
 from sgjax.huffman import build_huffman
 from sgjax.optim import build_optimizer
 from sgjax.pipeline import (
@@ -23,6 +23,7 @@ from sgjax.pipeline import (
     noise_sampler,
     noise_table,
     sample_negatives,
+    window_bucket_slices,
 )
 from sgjax.sparse import densify_tree
 from sgjax.train import StepSpec, _grads, init_state, train_step_jit
@@ -119,6 +120,51 @@ def test_batch_parts_give_the_same_gradient(arch, out, kw):
             E, g = grads(params, batch, dataclasses.replace(one, batch_parts=parts))
             np.testing.assert_allclose(E, E1, rtol=1e-12)
             assert max_errors(densify_tree(g, params), densify_tree(g1, params))[1] <= 1e-12
+
+
+def _bucketed(batch: dict, window: int, seed: int = 0) -> dict:
+    """``batch`` with the mask of epoch_batches(window_buckets=True): rows of group b
+    (1..window) set only slots window-b .. window+b-1 (a random subset of them)."""
+    rng = np.random.default_rng(seed)
+    B, C = batch["mask"].shape
+    Bb = B // window
+    allowed = np.zeros((B, C), bool)
+    for b in range(1, window + 1):
+        allowed[(b - 1) * Bb : b * Bb, window - b : window + b] = True
+    mask = allowed & (rng.random((B, C)) < 0.8)
+    mask[np.arange(0, B, Bb), window - 1] = True  # every group has a real slot
+    mask[-1] = False  # and a padding row
+    return {**batch, "mask": mask}
+
+
+BUCKET_CASES = [
+    *((a, o, opts) for a, o, opts in VARIANTS),
+    ("cbow", "negative", {"cbow_update": "word2vec"}),
+]
+
+
+@pytest.mark.parametrize("arch,out,opts", BUCKET_CASES, ids=str)
+def test_window_buckets_give_the_same_gradient(arch, out, opts):
+    """The rule computed per window group on its 2b slots (window_bucket_slices) equals the
+    rule on the whole padded batch, for every model and record variant (float64)."""
+    window = 3
+    problem = {k: v for k, v in opts.items() if k != "cbow_update"}
+    with jax.enable_x64(True):
+        params, batch = random_problem(arch, out, batch_size=12, window=window, **problem)
+        batch = _bucketed(batch, window)
+        params = jax.tree.map(jnp.asarray, params)
+        batch = jax.tree.map(jnp.asarray, batch)
+        spec = _spec(arch, out, **opts)
+        grads = jax.jit(_grads, static_argnums=2)
+        E1, g1 = grads(params, batch, spec)
+        E, g = grads(params, batch, dataclasses.replace(spec, window_buckets=window))
+        assert float(E1) > 0
+        np.testing.assert_allclose(E, E1, rtol=1e-12)
+        assert max_errors(densify_tree(g, params), densify_tree(g1, params))[1] <= 1e-12
+        # and the slices hold every real slot: dropping a group changes the result
+        slices = window_bucket_slices(batch, window)
+        assert sum(int(p["mask"].sum()) for p in slices) == int(batch["mask"].sum())
+        assert [p["context"].shape[1] for p in slices] == [2, 4, 6]
 
 
 def _groups(n_steps: int, S: int, B: int = 16, C: int = 4, V: int = 30) -> list[dict]:

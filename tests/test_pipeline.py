@@ -219,8 +219,9 @@ def distinct_corpus(rng, n_sentences, max_len):
     return enc, vocab
 
 
-def check_batches(batches, enc, window, batch_size, sample_zero=True):
-    """Fixed shapes; padding masked; windows inside sentences and of one b per centre; words."""
+def check_batches(batches, enc, window, batch_size, sample_zero=True, grouped=False):
+    """Fixed shapes; padding masked; windows inside sentences and of one b per centre; words.
+    ``grouped`` (window_buckets): padding rows may sit in any batch and group."""
     C = 2 * window
     offs = np.asarray(enc.offsets)
     sent = np.repeat(np.arange(enc.n_sentences), np.diff(offs))
@@ -232,7 +233,9 @@ def check_batches(batches, enc, window, batch_size, sample_zero=True):
         assert b["mask"].shape == (batch_size, C) and b["mask"].dtype == np.bool_
         assert b["words"].shape == () and b["words"].dtype == np.int32
         real = b["mask"].any(1)
-        if i < len(batches) - 1:
+        if grouped:
+            assert not b["center"][~real].any() and not b["context"][~real].any()
+        elif i < len(batches) - 1:
             assert real.all()
         else:  # padding: only at the end, fully masked, zero ids
             n = int(real.sum())
@@ -278,6 +281,61 @@ def test_windows_exact_with_sample_zero(chunk_tokens, window, batch_size):
     assert rows == lens[lens >= 2].sum()  # every token of a multi-word sentence, once
     centers = np.concatenate([b["center"][b["mask"].any(1)] for b in batches])
     assert np.array_equal(np.sort(centers), centers)  # in corpus order
+
+
+def _rows(batches) -> list[tuple]:
+    """Every real example of an epoch as a hashable (centre, contexts, mask) row."""
+    out = []
+    for b in batches:
+        real = b["mask"].any(1)
+        for c, ctx, m in zip(b["center"][real], b["context"][real], b["mask"][real], strict=True):
+            out.append((int(c), tuple(ctx.tolist()), tuple(m.tolist())))
+    return out
+
+
+@pytest.mark.parametrize("chunk_tokens", [7, 1 << 16])
+@pytest.mark.parametrize(("window", "batch_size"), [(1, 3), (3, 15), (5, 20)])
+def test_window_buckets_regroup_the_same_examples(chunk_tokens, window, batch_size):
+    """window_buckets: the same examples (same draws) as the plain epoch, regrouped so that
+    rows [(b-1) B/w, b B/w) only use the 2b slots around the centre; every batch but the
+    padded tail ones is full; the words still add up to the corpus."""
+    rng = np.random.default_rng(window)
+    enc, vocab = distinct_corpus(rng, 300, 12)
+    kw = dict(window=window, batch_size=batch_size, chunk_tokens=chunk_tokens)
+    plain = run_epoch(enc, vocab, **kw)
+    grouped = run_epoch(enc, vocab, window_buckets=True, **kw)
+    check_batches(grouped, enc, window, batch_size, grouped=True)  # windows exact, words
+    assert sorted(_rows(grouped)) == sorted(_rows(plain))
+    Bb = batch_size // window
+    full = 0
+    for b in grouped:
+        for k in range(window):  # group b = k + 1: slots window-b .. window+b-1 only
+            rows = slice(k * Bb, (k + 1) * Bb)
+            outside = np.ones(2 * window, bool)
+            outside[window - k - 1 : window + k + 1] = False
+            assert not b["mask"][rows][:, outside].any()
+            assert not b["context"][rows][:, outside].any()
+        full += bool(b["mask"].any(1).all())
+    n_rows = len(_rows(plain))
+    assert full >= n_rows // batch_size - 4 * window  # only the queues' tail is padded
+    for k in range(window):  # the centres of one group stay in stream order
+        rows = slice(k * Bb, (k + 1) * Bb)
+        cs = np.concatenate([b["center"][rows][b["mask"][rows].any(1)] for b in grouped])
+        assert np.array_equal(np.sort(cs), cs)
+
+
+def test_window_buckets_need_a_multiple_of_window():
+    rng = np.random.default_rng(0)
+    enc, vocab = distinct_corpus(rng, 20, 5)
+    with pytest.raises(ValueError, match="multiple of window=3"):
+        run_epoch(enc, vocab, window=3, batch_size=16, window_buckets=True)
+
+
+def test_window_buckets_no_examples():
+    enc = EncodedCorpus.from_sentences([np.array([0]), np.array([1])], vocab_size=2)
+    vocab = Vocab(("a", "b"), np.ones(2, np.int64))
+    (b,) = run_epoch(enc, vocab, window=2, batch_size=4, window_buckets=True)
+    assert not b["mask"].any() and int(b["words"]) == 2
 
 
 @pytest.mark.parametrize("sample", [1e-3, 1e-2])
