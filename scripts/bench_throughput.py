@@ -31,11 +31,16 @@ compared there.
 ``--scaling`` adds a table of one-epoch runs of both tools that vary one thing at a time:
 corpus size and vocabulary size (synthetic Zipf corpora), dim and negatives (realtext-v1).
 
+``--batch-sweep`` trains sgjax on realtext-v1 at several batch sizes, with and without
+``train.row_update_cap``, against one gensim run: what summing the updates of a frequent
+word within a batch does to quality (alone, unless ``--corpus`` is given too).
+
 The last line printed is one JSON object; progress goes to stderr.
 
     python scripts/bench_throughput.py                         # both corpora, 5 epochs
     python scripts/bench_throughput.py --corpus realtext-v1 --repeats 3
     python scripts/bench_throughput.py --scaling --corpus realtext-v1 --repeats 1
+    python scripts/bench_throughput.py --batch-sweep
 """
 
 from __future__ import annotations
@@ -386,6 +391,37 @@ def scaling(base_cfg: Any, args: argparse.Namespace, work: Path) -> list[dict]:
     return table
 
 
+def batch_sweep(base_cfg: Any, args: argparse.Namespace, work: Path) -> dict:
+    """Quality against batch size on realtext-v1 (``--batch-sweep``): sgjax at each
+    ``--batch-sizes`` value with each ``--caps`` value of train.row_update_cap (all epochs
+    of the config), and one gensim run for reference."""
+    from sgjax.config import config_from_dict, to_dict
+    from sgjax.train import NonFiniteLossError
+
+    _, corpus = resolve_corpus("realtext-v1", work)
+    log("[batch sweep] gensim ...")
+    ref = run_gensim(settings(base_cfg), corpus, args.gensim_workers, seed=1)
+    rows = []
+    for B in (int(x) for x in args.batch_sizes.split(",")):
+        for cap in (int(x) for x in args.caps.split(",")):
+            d = to_dict(base_cfg)
+            d["train"]["batch_size"] = B
+            d["train"]["row_update_cap"] = cap
+            # calls of about the same number of examples at every batch size
+            d["train"]["steps_per_call"] = max(1, min(400, 128_000 // B))
+            log(f"[batch sweep] sgjax batch {B}, row_update_cap {cap} ...")
+            row = {"batch_size": B, "row_update_cap": cap}
+            try:
+                res = run_sgjax(config_from_dict(d), corpus, work, f"sweep-{B}-{cap}")
+            except NonFiniteLossError as e:
+                row["diverged"] = str(e).split(";")[0]
+            else:
+                row.update(res, analogy_minus_gensim=round(res["analogy"] - ref["analogy"], 4))
+            log(f"[batch sweep] {json.dumps(row)}")
+            rows.append(row)
+    return {"gensim": ref, "rows": rows}
+
+
 def markdown(report: dict) -> str:
     """The results as Markdown tables (what BENCHMARKS.md shows)."""
     lines = [
@@ -416,6 +452,28 @@ def markdown(report: dict) -> str:
                 f"| {row['vary']} | {row['value']:,} | {row['corpus_tokens']:,} | "
                 f"{row['vocab_size']:,} | {row['gensim_s']} | {row['sgjax_s']} | "
                 f"{row['gensim_words_per_s']:,} | {row['sgjax_words_per_s']:,} | {row['ratio']} |"
+            )
+    if report.get("batch_sweep"):
+        ref = report["batch_sweep"]["gensim"]
+        lines += [
+            "",
+            "| batch size | row_update_cap | sgjax words/s | analogy | analogy - gensim | "
+            "WordSim Spearman |",
+            "|---:|---:|---:|---:|---:|---:|",
+            f"| gensim | | {ref['words_per_s']:,} | {ref['analogy']} | | "
+            f"{ref['wordsim_spearman']} |",
+        ]
+        for row in report["batch_sweep"]["rows"]:
+            if "diverged" in row:
+                lines.append(
+                    f"| {row['batch_size']:,} | {row['row_update_cap']} | | diverged "
+                    f"({row['diverged']}) | | |"
+                )
+                continue
+            lines.append(
+                f"| {row['batch_size']:,} | {row['row_update_cap']} | {row['words_per_s']:,} | "
+                f"{row['analogy']} | {row['analogy_minus_gensim']:+} | "
+                f"{row['wordsim_spearman']} |"
             )
     return "\n".join(lines)
 
@@ -456,6 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--c-binary", help="word2vec.c binary to time as well")
     p.add_argument("--scaling", action="store_true", help="also the one-epoch scaling table")
     p.add_argument(
+        "--batch-sweep",
+        action="store_true",
+        help="also quality against batch size on realtext-v1 (no --corpus comparison if "
+        "--corpus is not given)",
+    )
+    p.add_argument("--batch-sizes", default="320,1280,5120,20480", help="for --batch-sweep")
+    p.add_argument("--caps", default="0,64", help="row_update_cap values for --batch-sweep")
+    p.add_argument(
         "--work-dir",
         default=str(Path(tempfile.gettempdir()) / "sgjax-bench"),
         help="generated corpora and caches (%(default)s)",
@@ -483,7 +549,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     t0 = time.perf_counter()
-    for name in args.corpus or ["realtext-v1", "zipf-text8"]:
+    corpora = args.corpus or ([] if args.batch_sweep else ["realtext-v1", "zipf-text8"])
+    for name in corpora:
         label, path = resolve_corpus(name, work)
         res = compare(cfg, label, path, args, work, args.repeats)
         log(
@@ -493,6 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         report["results"].append(res)
     if args.scaling:
         report["scaling"] = scaling(cfg, args, work)
+    if args.batch_sweep:
+        report["batch_sweep"] = batch_sweep(cfg, args, work)
     report["total_s"] = round(time.perf_counter() - t0, 1)
     log(markdown(report))
     print(json.dumps(report))
