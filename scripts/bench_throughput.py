@@ -1,7 +1,8 @@
 """Training throughput and quality of sgjax against gensim (and word2vec.c) on the same
 corpus with the same settings, in one process, alternating runs.
 
-For each corpus every repeat trains gensim and sgjax (and the C tool with ``--c-binary``),
+For each corpus every repeat trains gensim and sgjax (and the C tool with ``--c-binary``, built
+by ``scripts/build_word2vec_c.sh``, in the first ``--c-repeats`` repeats: it is the slowest),
 the order alternating from one repeat to the next so that a machine shared with other jobs
 slows both alike, then evaluates all vectors with the same evaluator (:mod:`sgjax.evaluate`:
 3CosAdd analogy accuracy on questions-words within the 30,000 most frequent words, and the
@@ -29,17 +30,21 @@ meaning, so its analogy and WordSim scores are noise for every tool: only speed 
 compared there.
 
 ``--scaling`` adds a table of one-epoch runs of both tools that vary one thing at a time:
-corpus size and vocabulary size (synthetic Zipf corpora), dim and negatives (realtext-v1).
+corpus size and vocabulary size (synthetic Zipf corpora, cut into lines like zipf-text8),
+dim and negatives (realtext-v1). A one-epoch sgjax run includes its first call (the step's
+compilation, ~1-3 s), so each row also gives sgjax's rate after the first call
+(``sgjax_steady_words_per_s``): how the running time grows. Alone, unless ``--corpus`` is
+given too.
 
 ``--batch-sweep`` trains sgjax on realtext-v1 at several batch sizes, with and without
 ``train.row_update_cap``, against one gensim run: what summing the updates of a frequent
-word within a batch does to quality (alone, unless ``--corpus`` is given too).
+word within a batch does to quality. Alone, unless ``--corpus`` is given too.
 
 The last line printed is one JSON object; progress goes to stderr.
 
     python scripts/bench_throughput.py                         # both corpora, 5 epochs
     python scripts/bench_throughput.py --corpus realtext-v1 --repeats 3
-    python scripts/bench_throughput.py --scaling --corpus realtext-v1 --repeats 1
+    python scripts/bench_throughput.py --scaling
     python scripts/bench_throughput.py --batch-sweep
 """
 
@@ -219,9 +224,17 @@ def run_sgjax(cfg: Any, corpus: Path, work: Path, tag: str) -> dict:
         shutil.rmtree(out, ignore_errors=True)
     train_s = sum(e["epoch_time_s"] for e in epochs)
     raw = int(manifest["raw_tokens"])
+    # without the run's first call (batches of the first call built, the step compiled): the
+    # rate once running, in corpus tokens (the epochs' words are in-vocabulary tokens)
+    first_s, first_words = epochs[0]["first_call_s"], epochs[0]["first_call_words"]
+    words = sum(e["words"] for e in epochs)
+    rest_s, per_epoch = train_s - first_s, max(words / len(epochs), 1)
+    steady = (words - first_words) / rest_s * raw / per_epoch if words > first_words else None
     return {
         "train_s": round(train_s, 2),
         "words_per_s": round(raw * len(epochs) / train_s),
+        "first_call_s": round(first_s, 2),
+        "steady_words_per_s": round(steady) if steady else None,  # None: one call in all
         "epoch_s": [round(e["epoch_time_s"], 2) for e in epochs],
         "call_total_s": round(total, 2),
         "corpus_tokens": raw,
@@ -314,7 +327,7 @@ def compare(
             ["gensim", "sgjax", "word2vec_c"] if r % 2 == 0 else ["sgjax", "gensim", "word2vec_c"]
         )
         for tool in order:
-            if tool not in results:
+            if tool not in results or (tool == "word2vec_c" and r >= args.c_repeats):
                 continue
             log(f"[{name}] repeat {r + 1}/{repeats}: {tool} ...")
             if tool == "gensim":
@@ -353,11 +366,16 @@ def scaling(base_cfg: Any, args: argparse.Namespace, work: Path) -> list[dict]:
 
     _, realtext = resolve_corpus("realtext-v1", work)
     rows: list[tuple[str, Any, Any, Path]] = []
+
+    def zipf(name: str, tokens: int, types: int, exponent: float) -> Path:
+        one_line = make_zipf(work / f"{name}.txt", tokens, types, exponent)
+        return reflow(one_line, work / f"{name}-lines.txt")  # all of gensim's workers busy
+
     for tokens in (1_000_000, 4_000_000, 17_005_207):
-        corpus = make_zipf(work / f"zipf-{tokens}.txt", tokens, 335_000, 1.222)
+        corpus = zipf(f"zipf-{tokens}", tokens, 335_000, 1.222)
         rows.append(("corpus_tokens", tokens, cfg_with(), corpus))
     for types in (10_000, 100_000, 1_000_000):
-        corpus = make_zipf(work / f"zipf-4m-{types}.txt", 4_000_000, types, 1.0)
+        corpus = zipf(f"zipf-4m-{types}", 4_000_000, types, 1.0)
         rows.append(("zipf_types", types, cfg_with(), corpus))
     for dim in (50, 100, 200, 300):
         rows.append(("dim", dim, cfg_with(model__dim=dim), realtext))
@@ -374,6 +392,7 @@ def scaling(base_cfg: Any, args: argparse.Namespace, work: Path) -> list[dict]:
                 res[tool] = run_gensim(s, corpus, args.gensim_workers, seed=1)
             else:
                 res[tool] = run_sgjax(cfg, corpus, work, f"scaling-{what}-{value}")
+        steady = res["sgjax"]["steady_words_per_s"]
         row = {
             "vary": what,
             "value": value,
@@ -385,6 +404,9 @@ def scaling(base_cfg: Any, args: argparse.Namespace, work: Path) -> list[dict]:
             "gensim_words_per_s": res["gensim"]["words_per_s"],
             "sgjax_words_per_s": res["sgjax"]["words_per_s"],
             "ratio": round(res["sgjax"]["words_per_s"] / res["gensim"]["words_per_s"], 3),
+            "sgjax_first_call_s": res["sgjax"]["first_call_s"],
+            "sgjax_steady_words_per_s": res["sgjax"]["steady_words_per_s"],
+            "steady_ratio": round(steady / res["gensim"]["words_per_s"], 3) if steady else None,
         }
         log(f"[scaling] {json.dumps(row)}")
         table.append(row)
@@ -443,15 +465,18 @@ def markdown(report: dict) -> str:
     if report.get("scaling"):
         lines += [
             "",
-            "| vary | value | corpus tokens | vocab | gensim s | sgjax s | gensim words/s | "
-            "sgjax words/s | ratio |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| vary | value | corpus tokens | vocab | gensim s | sgjax s (first call) | "
+            "gensim words/s | sgjax words/s | ratio | sgjax words/s after the first call | "
+            "ratio after the first call |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for row in report["scaling"]:
             lines.append(
                 f"| {row['vary']} | {row['value']:,} | {row['corpus_tokens']:,} | "
-                f"{row['vocab_size']:,} | {row['gensim_s']} | {row['sgjax_s']} | "
-                f"{row['gensim_words_per_s']:,} | {row['sgjax_words_per_s']:,} | {row['ratio']} |"
+                f"{row['vocab_size']:,} | {row['gensim_s']} | {row['sgjax_s']} "
+                f"({row['sgjax_first_call_s']}) | {row['gensim_words_per_s']:,} | "
+                f"{row['sgjax_words_per_s']:,} | {row['ratio']} | "
+                f"{row['sgjax_steady_words_per_s'] or 0:,} | {row['steady_ratio']} |"
             )
     if report.get("batch_sweep"):
         ref = report["batch_sweep"]["gensim"]
@@ -511,12 +536,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, help="train.epochs for every tool (default: config's)")
     p.add_argument("--repeats", type=int, default=1, help="runs of each tool per corpus")
     p.add_argument("--gensim-workers", type=int, default=2, help="gensim workers (C threads)")
-    p.add_argument("--c-binary", help="word2vec.c binary to time as well")
-    p.add_argument("--scaling", action="store_true", help="also the one-epoch scaling table")
+    p.add_argument(
+        "--c-binary", help="word2vec.c binary to time as well (scripts/build_word2vec_c.sh)"
+    )
+    p.add_argument(
+        "--c-repeats",
+        type=int,
+        default=1,
+        help="the C tool runs in the first this many repeats of each corpus (%(default)s)",
+    )
+    p.add_argument(
+        "--scaling",
+        action="store_true",
+        help="the one-epoch scaling table (no --corpus comparison if --corpus is not given)",
+    )
     p.add_argument(
         "--batch-sweep",
         action="store_true",
-        help="also quality against batch size on realtext-v1 (no --corpus comparison if "
+        help="quality against batch size on realtext-v1 (no --corpus comparison if "
         "--corpus is not given)",
     )
     p.add_argument("--batch-sizes", default="320,1280,5120,20480", help="for --batch-sweep")
@@ -549,7 +586,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": [],
     }
     t0 = time.perf_counter()
-    corpora = args.corpus or ([] if args.batch_sweep else ["realtext-v1", "zipf-text8"])
+    only_tables = args.batch_sweep or args.scaling  # alone, unless --corpus is given too
+    corpora = args.corpus or ([] if only_tables else ["realtext-v1", "zipf-text8"])
     for name in corpora:
         label, path = resolve_corpus(name, work)
         res = compare(cfg, label, path, args, work, args.repeats)

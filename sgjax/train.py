@@ -368,6 +368,7 @@ def fit(
             for _ in range(skip):
                 next(batches)
             lr = float("nan")
+            first_call: tuple[float, int] | None = None  # (seconds, words) of the first call
             groups = group_batches(batches, steps_per_call)
             group = next(groups, None)
             while group is not None:
@@ -384,6 +385,8 @@ def fit(
                     )
                 compiled_sizes.add(size)
                 m = jax.device_get(m)
+                if first_call is None:  # the run's first call includes the compilation
+                    first_call = (time.perf_counter() - t0, int(state.words) - words0)
                 step = int(state.step)
                 if not m["finite"]:
                     where = hooks.checkpoint(None, "nonfinite")
@@ -433,6 +436,10 @@ def fit(
                 "words": words,
                 "epoch_time_s": dt,
                 "words_per_s": words / dt if dt > 0 else math.nan,
+                # the epoch's first call, from the epoch's start (its first batches built,
+                # in the run's first epoch the step compiled) until its metrics arrived
+                "first_call_s": first_call[0] if first_call else 0.0,
+                "first_call_words": first_call[1] if first_call else 0,
             }
             hooks.checkpoint(state, "epoch")  # first: a failing hook loses nothing
             hooks.on_epoch_end(state, metrics)

@@ -193,6 +193,9 @@ def test_run_directory_contents(corpus, tmp_path):
     epochs = [r for r in records if r["event"] == "epoch"]
     assert len(epochs) == 2 and logs
     assert {"loss", "lr", "words_per_s", "epoch_time_s", "words"} <= set(epochs[0])
+    for e in epochs:  # the first call of each epoch: a part of it, in time and words
+        assert 0 < e["first_call_s"] <= e["epoch_time_s"]
+        assert 0 < e["first_call_words"] <= e["words"]
     assert all(r["words_total"] > 0 for r in records)
     # words processed per epoch = the corpus' in-vocabulary tokens
     assert (
