@@ -196,6 +196,10 @@ class TrainConfig:
     # batch); n > 0 = a row more than n of a batch's entries update gets their sum scaled to
     # n entries' worth (large batches; sgjax.train.cap_row_updates, BENCHMARKS.md)
     row_update_cap: int = 0
+    # explicit gradients, skip-gram NS/HS, SGD: scale each row's summed update to about what
+    # word2vec.c's one-after-another updates would move it, from the loss's curvature along
+    # the row (large batches; sgjax.rules.damp_rows, BENCHMARKS.md "Large batches")
+    row_damping: bool = False
     seed: int = 0  # jax.random key seed
     gradients: Gradients = Gradients.explicit  # explicit (the paper's rules) | autodiff
     checkpoint_every_steps: int = 0  # 0 = checkpoint at the end of each epoch only
@@ -542,6 +546,23 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             "train.row_update_cap",
             "needs train.gradients=explicit (autodiff gives dense gradients, whose rows "
             "cannot be told apart by example)",
+        )
+    if t.row_damping:
+        check(
+            t.gradients == Gradients.explicit,
+            "train.row_damping",
+            "needs train.gradients=explicit (the damping scales the rule's row entries)",
+        )
+        check(
+            cfg.model.architecture == "skipgram" and cfg.model.output != "softmax",
+            "train.row_damping",
+            "is defined for model.architecture=skipgram with model.output=negative or "
+            f"hierarchical, not {cfg.model.architecture} with {cfg.model.output}",
+        )
+        check(
+            o.name == "sgd",
+            "train.row_damping",
+            f"is sized for plain SGD's step (eta x gradient), not optimizer.name={o.name!r}",
         )
     if t.window_buckets:
         check(

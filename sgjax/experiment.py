@@ -118,6 +118,7 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
         batch_parts=t.batch_parts,
         window_buckets=m.window if t.window_buckets and t.gradients == "explicit" else 0,
         row_update_cap=t.row_update_cap,
+        row_damping=t.row_damping,
     )
     dtype = jnp.dtype(str(t.dtype))
     state = init_state(

@@ -164,11 +164,25 @@ def logistic_terms(u: jax.Array, t: jax.Array, w: jax.Array) -> tuple[jax.Array,
     return E, e
 
 
-def binary_output(W_out: jax.Array, h_BxN: jax.Array, rows_BxS, t_BxS, w_BxS):
+def term_curvature(e: jax.Array, w: jax.Array) -> jax.Array:
+    """``w s'(u) = w s(u) (1 - s(u))`` of each logistic term, from its error
+    ``e = w (s(u) - t)``: with a = |e| / w (= 1 - s for t = 1, s for t = 0), w a (1 - a);
+    0 where w = 0. The second derivative of the term along its input, per unit |x|^2."""
+    w = w.astype(e.dtype)
+    a = jnp.abs(e) / jnp.where(w > 0, w, 1.0)
+    return w * a * (1.0 - a)
+
+
+def binary_output(
+    W_out: jax.Array, h_BxN: jax.Array, rows_BxS, t_BxS, w_BxS, curvature: bool = False
+):
     """Negative sampling / hierarchical softmax output side.
 
     u_BxS = v'_j . h;  E = -sum w log s((2t-1) u);  e_BxS = w (s(u) - t);
-    dE/dv'_j = e_j h (rows);  EH_BxN = sum_j e_j v'_j.  Returns ``(E, RowGrads, EH_BxN)``.
+    dE/dv'_j = e_j h (rows);  EH_BxN = sum_j e_j v'_j.  Returns ``(E, RowGrads, EH_BxN)``;
+    with ``curvature`` also ``(k_out (B*S,), k_h (B,))``: the curvature of each output-row
+    entry along its row, ``w s'(u) |h|^2``, and of each example along h, sum_j w s'(u_j)
+    |v'_j|^2 (:func:`damp_rows`).
     """
     v_BxSxN = W_out[rows_BxS]
     u_BxS = jnp.einsum("bsn,bn->bs", v_BxSxN, h_BxN)
@@ -178,7 +192,12 @@ def binary_output(W_out: jax.Array, h_BxN: jax.Array, rows_BxS, t_BxS, w_BxS):
     rows_BxSxN = e_BxS[..., None] * h_BxN[:, None, :]
     index_BxS = jnp.where(w > 0, rows_BxS, W_out.shape[0])  # padding -> out of range, dropped
     grad = RowGrads(index_BxS.reshape(-1), rows_BxSxN.reshape(-1, h_BxN.shape[1]))
-    return E, grad, EH_BxN
+    if not curvature:
+        return E, grad, EH_BxN
+    k_BxS = term_curvature(e_BxS, w)
+    k_out = (k_BxS * (h_BxN * h_BxN).sum(-1)[:, None]).reshape(-1)
+    k_h = (k_BxS * (v_BxSxN * v_BxSxN).sum(-1)).sum(-1)
+    return E, grad, EH_BxN, (k_out, k_h)
 
 
 def softmax_output(W_out: jax.Array, h_BxN: jax.Array, batch: Example, architecture: str, valid_B):
@@ -211,13 +230,15 @@ def softmax_output(W_out: jax.Array, h_BxN: jax.Array, batch: Example, architect
 
 
 def shared_binary_output(
-    W_out: jax.Array, H_BxCxN: jax.Array, rows_BxS, t_BxS, w_BxCxS
-) -> tuple[jax.Array, RowGrads, jax.Array]:
+    W_out: jax.Array, H_BxCxN: jax.Array, rows_BxS, t_BxS, w_BxCxS, curvature: bool = False
+):
     """:func:`binary_output` for C hidden vectors per example that share the S output rows
     (the centre's path, or the centre and negatives drawn once per centre):
     u_BxCxS = h_c . v'_j as batched matrix products, e = w (s(u) - t),
     dE/dv'_j = sum_c e_cj h_c (one row per j), EH_c = sum_j e_cj v'_j.
     Returns ``(E, RowGrads, EH_BxCxN)``; a row no real pair uses gets the out-of-range index.
+    With ``curvature`` also ``(k_out (B*S,), k_h (B, C))``: sum_c w s'(u_cj) |h_c|^2 per
+    output row entry, sum_j w s'(u_cj) |v'_j|^2 per hidden vector (:func:`damp_rows`).
     """
     v_BxSxN = W_out[rows_BxS]
     u_BxCxS = jnp.einsum("bcn,bsn->bcs", H_BxCxN, v_BxSxN)
@@ -232,10 +253,15 @@ def shared_binary_output(
     grad = RowGrads(
         index_BxS.reshape(-1).astype(jnp.int32), rows_BxSxN.reshape(-1, H_BxCxN.shape[2])
     )
-    return E, grad, EH_BxCxN
+    if not curvature:
+        return E, grad, EH_BxCxN
+    k_BxCxS = term_curvature(e_BxCxS, w)
+    k_out = jnp.einsum("bcs,bc->bs", k_BxCxS, (H_BxCxN * H_BxCxN).sum(-1)).reshape(-1)
+    k_h = jnp.einsum("bcs,bs->bc", k_BxCxS, (v_BxSxN * v_BxSxN).sum(-1))
+    return E, grad, EH_BxCxN, (k_out, k_h)
 
 
-def _skipgram_context_rule(params: Params, batch: Example, output: str) -> tuple[jax.Array, dict]:
+def _skipgram_context_rule(params: Params, batch: Example, output: str, curvature: bool = False):
     """``skipgram_input="context"`` (:mod:`sgjax.losses`): every real (centre, context) pair
     is an example whose input is the context word (h_c = v_{w_I,c}, dE/dv_{w_I,c} = EH_c)
     and whose output word is the centre. Rows the C pairs of a centre share (its Huffman
@@ -259,7 +285,7 @@ def _skipgram_context_rule(params: Params, batch: Example, output: str) -> tuple
                 [jnp.ones((B, 1), jnp.bool_), neg_BxK != center_B[:, None]], axis=1
             )  # a negative equal to the centre is skipped
         w = m_BxC[:, :, None] & w_BxS[:, None, :]
-        E, g_out, EH = shared_binary_output(W_out, H_BxCxN, rows.astype(jnp.int32), t, w)
+        out = shared_binary_output(W_out, H_BxCxN, rows.astype(jnp.int32), t, w, curvature)
     else:  # one example per (centre, context) pair
         h_PxN = H_BxCxN.reshape(B * C, N)
         center_P = jnp.repeat(center_B, C)
@@ -271,12 +297,17 @@ def _skipgram_context_rule(params: Params, batch: Example, output: str) -> tuple
             w = m_P[:, None] & jnp.concatenate(
                 [jnp.ones((B * C, 1), jnp.bool_), neg_PxK != center_P[:, None]], axis=1
             )
-            E, g_out, EH = binary_output(W_out, h_PxN, rows, t, w.astype(jnp.float32))
+            out = binary_output(W_out, h_PxN, rows, t, w.astype(jnp.float32), curvature)
         else:  # full softmax: each pair is a CBOW example with one context word
             valid = _f(m_P, h_PxN)
-            E, g_out, EH = softmax_output(W_out, h_PxN, {"center": center_P}, "cbow", valid)
+            out = softmax_output(W_out, h_PxN, {"center": center_P}, "cbow", valid)
+    E, g_out, EH = out[:3]
     index = jnp.where(m_BxC, ctx_BxC, W.shape[0]).reshape(-1).astype(jnp.int32)
-    return E, {"W": RowGrads(index, EH.reshape(B * C, N)), "W_out": g_out}
+    grads = {"W": RowGrads(index, EH.reshape(B * C, N)), "W_out": g_out}
+    if not curvature:
+        return E, grads
+    k_out, k_h = out[3]
+    return E, grads, {"W": k_h.reshape(-1), "W_out": k_out}
 
 
 # --------------------------------------------------------------------------------------------
@@ -290,24 +321,66 @@ def value_and_rule(
     cbow_mean: bool = True,
     cbow_update: str = "paper",
     skipgram_input: str = "center",
-) -> tuple[jax.Array, dict]:
+    curvature: bool = False,
+) -> tuple:
     """E summed over the batch and the paper's explicit gradient, row-sparse where it is.
 
-    Returns ``(E, {"W": RowGrads, "W_out": RowGrads or (V, N) array})``.
+    Returns ``(E, {"W": RowGrads, "W_out": RowGrads or (V, N) array})``. With
+    ``curvature`` (skip-gram with negative sampling or hierarchical softmax only) also the
+    curvature of every row entry along its own row, ``{"W": (M_W,), "W_out": (M_out,)}``
+    aligned with the RowGrads' entries: for an entry of gradient ``e_j x`` (x = h for an
+    output row, x = v'_j for an input row), ``w s'(u_j) |x|^2`` summed over the entry's
+    terms. :func:`damp_rows` turns them into per-row step sizes.
     """
     check_model(architecture, output)
     check_skipgram_input(skipgram_input)
+    if curvature and (architecture != "skipgram" or output == "softmax"):
+        raise ValueError(
+            "row curvature is defined for skip-gram with negative sampling or hierarchical "
+            f"softmax, not {architecture} with {output}"
+        )
     if architecture == "skipgram" and skipgram_input == "context":
-        return _skipgram_context_rule(params, batch, output)
+        return _skipgram_context_rule(params, batch, output, curvature)
     W, W_out = params["W"], params["W_out"]
     h_BxN, valid_B = hidden(W, batch, architecture, cbow_mean)
     if output == "softmax":
-        E, g_out, EH_BxN = softmax_output(W_out, h_BxN, batch, architecture, valid_B)
+        out = softmax_output(W_out, h_BxN, batch, architecture, valid_B)
     else:
         rows, t, w = binary_targets(batch, architecture, output)
-        E, g_out, EH_BxN = binary_output(W_out, h_BxN, rows, t, w * valid_B[:, None])
+        out = binary_output(W_out, h_BxN, rows, t, w * valid_B[:, None], curvature)
+    E, g_out, EH_BxN = out[:3]
     g_in = input_rows(EH_BxN, batch, architecture, W.shape[0], cbow_mean, cbow_update)
-    return E, {"W": g_in, "W_out": g_out}
+    if not curvature:
+        return E, {"W": g_in, "W_out": g_out}
+    k_out, k_h = out[3]  # skip-gram: one input row per example (h = v_{w_I})
+    return E, {"W": g_in, "W_out": g_out}, {"W": k_h, "W_out": k_out}
+
+
+def damp_rows(grads: dict, curvature: dict, num_rows: dict, lr: jax.Array) -> dict:
+    """Scale each row's summed minibatch update to what sequential SGD would move it.
+
+    A minibatch applies the n updates of a row, computed at the same parameters, at once:
+    eta sum_i g_i. word2vec.c applies them one after another, and each shrinks the errors
+    of the next. Along the row's own direction the loss has curvature k_i per entry
+    (``value_and_rule(..., curvature=True)``), so with x = eta sum_i k_i the sequential
+    updates add up to about ``eta sum_i g_i (1 - exp(-x)) / x`` (exact for n equal
+    one-dimensional steps in the limit of small eta k_i): rows with x << 1, i.e. all but
+    the rows that a batch updates many times over, keep their update; a row with x >> 1
+    moves by about ``sum_i g_i / sum_i k_i``, a Newton step, and so never overshoots, which
+    is how a large batch diverges. ``num_rows``: rows R of each table; padding entries
+    (index >= R) are left as they are (they are dropped by the scatter anyway)."""
+    out = {}
+    for k, g in grads.items():
+        if not isinstance(g, RowGrads):
+            out[k] = g
+            continue
+        R = num_rows[k]
+        idx = jnp.minimum(g.index, R)
+        k_R = jnp.zeros(R + 1, g.value.dtype).at[idx].add(curvature[k].astype(g.value.dtype))
+        x = lr * k_R[idx]
+        scale = jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.maximum(x, 1e-6), 1.0 - 0.5 * x)
+        out[k] = RowGrads(g.index, g.value * scale[:, None])
+    return out
 
 
 def explicit_grads(

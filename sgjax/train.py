@@ -37,7 +37,7 @@ import numpy as np
 from sgjax.losses import batch_loss
 from sgjax.params import Params, init_params
 from sgjax.pipeline import complete_batch, window_bucket_slices
-from sgjax.rules import value_and_rule
+from sgjax.rules import damp_rows, value_and_rule
 from sgjax.sparse import RowGrads
 
 
@@ -88,6 +88,8 @@ class StepSpec:
     skipgram_input: str = "center"  # center (the paper) | context (word2vec.c's orientation)
     batch_parts: int = 1  # explicit rule computed on this many independent slices of a batch
     row_update_cap: int = 0  # > 0: a row moves by at most this many entries' worth a step
+    # scale each row's summed update to sequential SGD's displacement (sgjax.rules.damp_rows)
+    row_damping: bool = False
     # > 0: batches come grouped by effective window (epoch_batches(window_buckets=True));
     # the explicit rule runs on each group's 2b real slots (window_bucket_slices)
     window_buckets: int = 0
@@ -114,11 +116,23 @@ def init_state(
     )
 
 
-def _grads(params: Params, ex: dict, spec: StepSpec):
+def _grads(params: Params, ex: dict, spec: StepSpec, lr: jax.Array | None = None):
+    """E and the gradient pytree of a batch; with ``spec.row_damping`` the row updates are
+    damped (:func:`sgjax.rules.damp_rows`) for the learning rate ``lr`` of this step."""
     args = (spec.architecture, spec.output, spec.cbow_mean, spec.cbow_update)
     args = (*args, spec.skipgram_input)
     if spec.gradients != "explicit":
         return jax.value_and_grad(batch_loss)(params, ex, *args)
+    if spec.row_damping:
+        E, grads, curv = _rule_parts(params, ex, spec, (*args, True))
+        rows = {k: v.shape[0] for k, v in params.items()}
+        return E, damp_rows(grads, curv, rows, lr)
+    return _rule_parts(params, ex, spec, args)
+
+
+def _rule_parts(params: Params, ex: dict, spec: StepSpec, args: tuple):
+    """The explicit rule on the whole batch, or on its parts (window groups, batch_parts)
+    with their row entries side by side."""
     if spec.window_buckets:  # each window group on its own slots: no padded slot computed
         pieces = window_bucket_slices(ex, spec.window_buckets)
     elif spec.batch_parts > 1:
@@ -132,9 +146,11 @@ def _grads(params: Params, ex: dict, spec: StepSpec):
     else:
         return value_and_rule(params, ex, *args)
     parts = [value_and_rule(params, piece, *args) for piece in pieces]  # rows side by side
-    E = sum(E_i for E_i, _ in parts)
-    grads = {k: _join([g[k] for _, g in parts]) for k in params}
-    return E, grads
+    E = sum(p[0] for p in parts)
+    grads = {k: _join([p[1][k] for p in parts]) for k in params}
+    if len(parts[0]) == 2:
+        return E, grads
+    return E, grads, {k: jnp.concatenate([p[2][k] for p in parts]) for k in params}
 
 
 def cap_row_updates(grads: dict, params: Params, cap: int) -> dict:
@@ -210,7 +226,8 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
         ex = {k: batch[k] for k in (*_EXAMPLE, "negatives")}
     else:  # Huffman paths (no randomness) or nothing (full softmax)
         ex = _complete(state.key, batch, tables, spec)
-    E, grads = _grads(state.params, ex, spec)
+    lr = spec.optimizer.learning_rate(state.step) if spec.row_damping else None
+    E, grads = _grads(state.params, ex, spec, lr)
     grads = cap_row_updates(grads, state.params, spec.row_update_cap)
     params, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
     new = state.replace(
