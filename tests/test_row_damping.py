@@ -145,12 +145,12 @@ def test_row_damping_config_errors_name_the_key(sets, key):
 def test_damping_keeps_a_large_batch_finite_where_summing_diverges(tmp_path):
     """End to end (sgjax.experiment.train): a batch that repeats each of the toy corpus's 15
     words hundreds of times, at a learning rate where the summed updates overshoot."""
-    from test_train import tiny_cfg
+    from test_train import tiny_cfg, write_toy_corpus
 
     from sgjax.experiment import train
     from sgjax.train import NonFiniteLossError
 
-    path = _toy_corpus(tmp_path)
+    path = write_toy_corpus(tmp_path)
     big = ("train.batch_size=1024", "optimizer.learning_rate=2", "model.dim=16", "train.epochs=5")
     fast = ("model.skipgram_input=context", "model.shared_negatives=true")
     with pytest.raises(NonFiniteLossError):
@@ -165,18 +165,3 @@ def test_damping_keeps_a_large_batch_finite_where_summing_diverges(tmp_path):
     # and it learned the toy grammar: subjects are nearer each other than to verbs
     v = runs[0].vectors
     assert v.similarity("cat", "dog") > v.similarity("cat", "eats")
-
-
-def _toy_corpus(tmp_path) -> str:
-    from test_train import OBJECTS, SUBJECTS, VERBS
-
-    rng = np.random.default_rng(0)
-    lines = []
-    for _ in range(300):
-        parts = []
-        for _ in range(int(rng.integers(1, 4))):
-            parts += [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)]
-        lines.append(" ".join(parts))
-    path = tmp_path / "toy.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)

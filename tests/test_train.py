@@ -34,9 +34,8 @@ VERBS = ["eats", "sees", "likes", "chases"]
 OBJECTS = ["food", "water", "grass", "seeds", "meat"]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> str:
-    """~3,000 tokens of a toy grammar, lines of varying length."""
+def write_toy_corpus(directory) -> str:
+    """~3,000 tokens of a toy grammar, lines of varying length: ``directory/toy.txt``."""
     rng = np.random.default_rng(0)
     lines = []
     for _ in range(300):
@@ -45,9 +44,14 @@ def corpus(tmp_path_factory) -> str:
         for _ in range(n):
             parts += [rng.choice(SUBJECTS), rng.choice(VERBS), rng.choice(OBJECTS)]
         lines.append(" ".join(parts))
-    path = tmp_path_factory.mktemp("corpus") / "toy.txt"
+    path = directory / "toy.txt"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    return write_toy_corpus(tmp_path_factory.mktemp("corpus"))
 
 
 def tiny_cfg(corpus: str, *overrides: str):
