@@ -9,7 +9,10 @@ steps. The output-layer fields of the examples are added on the device
 batched draw before the scan, Huffman paths inside each step. The gradient is the paper's
 explicit rule (:func:`sgjax.rules.value_and_rule`, row-sparse) or ``jax.grad`` of the loss
 (dense), as ``train.gradients`` says, and the optax optimizer (:mod:`sgjax.optim`) applies
-it. The state is donated, so the tables are updated in place.
+it. The state is donated, so the tables are updated in place. For large batches the row
+updates can be damped to sequential SGD's displacement (``train.row_damping``,
+:func:`sgjax.rules.damp_rows`) or capped (``train.row_update_cap``,
+:func:`cap_row_updates`) before the optimizer sees them.
 
 The fit loop (:func:`fit`) fails loudly on a non-finite loss (:class:`NonFiniteLossError`,
 the last good checkpoint is kept) and on an unexpected recompilation of the step
