@@ -405,7 +405,7 @@ def scaling(base_cfg: Any, args: argparse.Namespace, work: Path) -> list[dict]:
             "sgjax_words_per_s": res["sgjax"]["words_per_s"],
             "ratio": round(res["sgjax"]["words_per_s"] / res["gensim"]["words_per_s"], 3),
             "sgjax_first_call_s": res["sgjax"]["first_call_s"],
-            "sgjax_steady_words_per_s": res["sgjax"]["steady_words_per_s"],
+            "sgjax_steady_words_per_s": steady,
             "steady_ratio": round(steady / res["gensim"]["words_per_s"], 3) if steady else None,
         }
         log(f"[scaling] {json.dumps(row)}")

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 
 from sgjax.losses import Example, check_model, check_skipgram_input
 from sgjax.params import Params
-from sgjax.sparse import RowGrads, densify_tree
+from sgjax.sparse import RowGrads, densify_tree, row_totals
 
 
 def _f(x: jax.Array, like: jax.Array) -> jax.Array:
@@ -374,10 +374,7 @@ def damp_rows(grads: dict, curvature: dict, num_rows: dict, lr: jax.Array) -> di
         if not isinstance(g, RowGrads):
             out[k] = g
             continue
-        R = num_rows[k]
-        idx = jnp.minimum(g.index, R)
-        k_R = jnp.zeros(R + 1, g.value.dtype).at[idx].add(curvature[k].astype(g.value.dtype))
-        x = lr * k_R[idx]
+        x = lr * row_totals(g.index, curvature[k].astype(g.value.dtype), num_rows[k])
         scale = jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.maximum(x, 1e-6), 1.0 - 0.5 * x)
         out[k] = RowGrads(g.index, g.value * scale[:, None])
     return out

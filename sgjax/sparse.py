@@ -40,6 +40,14 @@ def densify_tree(grads: dict, params: dict) -> dict:
     return {k: densify(grads[k], params[k]) for k in params}
 
 
+def row_totals(index: jax.Array, x: jax.Array, num_rows: int) -> jax.Array:
+    """For every entry m, the sum of ``x`` over all entries of its row ``index[m]`` (M,).
+    Padding entries (index >= ``num_rows``) share one extra slot, so they never add to a
+    real row. O(R + M)."""
+    idx = jnp.minimum(index, num_rows)
+    return jnp.zeros(num_rows + 1, x.dtype).at[idx].add(x)[idx]
+
+
 def merge_rows(grad: RowGrads, num_rows: int) -> RowGrads:
     """Sum duplicate indices into unique rows, keeping the fixed size M (jit-friendly).
 

@@ -41,7 +41,7 @@ from sgjax.losses import batch_loss
 from sgjax.params import Params, init_params
 from sgjax.pipeline import complete_batch, window_bucket_slices
 from sgjax.rules import damp_rows, value_and_rule
-from sgjax.sparse import RowGrads
+from sgjax.sparse import RowGrads, row_totals
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -176,9 +176,7 @@ def cap_row_updates(grads: dict, params: Params, cap: int) -> dict:
         if not isinstance(g, RowGrads):
             out[k] = g
             continue
-        R = params[k].shape[0]
-        idx = jnp.minimum(g.index, R)  # padding entries (>= R) share the dropped slot R
-        n = jnp.zeros(R + 1, g.value.dtype).at[idx].add(1.0)[idx]
+        n = row_totals(g.index, jnp.ones(g.index.shape, g.value.dtype), params[k].shape[0])
         out[k] = RowGrads(g.index, g.value * jnp.minimum(1.0, cap / n)[:, None])
     return out
 
