@@ -120,7 +120,7 @@ def phase_train(args: argparse.Namespace) -> dict:
     state = sharding.init_sharded_state(
         jax.random.PRNGKey(0), args.vocab, args.dim, "negative", opt, plan
     )
-    from sgjax.pipeline import noise_table
+    from sgjax.noise import noise_table
 
     counts = np.maximum(1e7 / np.arange(1, args.vocab + 1) ** 1.1, 1).astype(np.int64)
     vocab = Vocab(tuple(str(i) for i in range(args.vocab)), counts)

@@ -17,7 +17,7 @@ epochs of skip-gram examples with the defaults (min_count 5, sample 1e-3, window
   ``..._after_vocab``, ``..._after_encode``: the same peak at those points).
 
 ``--compare-jax`` also times a jitted JAX version of the window generator on the default
-JAX device (the measurement behind the choice documented in :mod:`sgjax.pipeline`).
+JAX device (the measurement behind the choice documented in :mod:`sgjax.batches`).
 
     python scripts/bench_pipeline.py --corpus sgjax/data/realtext-v1.txt.xz
 """
@@ -54,7 +54,7 @@ def time_read(corpus: str) -> tuple[float, int]:
 
 
 def time_epoch(encoded, vocab, args, epoch: int) -> tuple[float, int, int]:
-    from sgjax.pipeline import epoch_batches  # noqa: PLC0415
+    from sgjax.batches import epoch_batches  # noqa: PLC0415
 
     t = time.perf_counter()
     batches = 0
@@ -81,7 +81,8 @@ def time_negatives(vocab, args) -> float:
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    from sgjax.pipeline import complete_batch, noise_table  # noqa: PLC0415
+    from sgjax.noise import noise_table  # noqa: PLC0415
+    from sgjax.pipeline import complete_batch  # noqa: PLC0415
 
     table = noise_table(vocab, 0.75)
     B, C = args.batch_size, 2 * args.window
@@ -105,7 +106,7 @@ def time_negatives(vocab, args) -> float:
 
 
 def jax_windows(encoded, vocab, args, block: int) -> dict:
-    """The same algorithm as sgjax.pipeline._windows, jitted, over fixed blocks of the token
+    """The same algorithm as sgjax.batches._windows, jitted, over fixed blocks of the token
     stream held on the device (sentences are cut at block edges: timing only)."""
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
@@ -190,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     import jax  # noqa: F401, PLC0415 - imported first, so that its memory shows at once
 
     from sgjax.corpus import CorpusStats  # noqa: PLC0415
-    from sgjax.pipeline import encode_corpus  # noqa: PLC0415
+    from sgjax.encode import encode_corpus  # noqa: PLC0415
     from sgjax.vocab import build_vocab  # noqa: PLC0415
 
     out: dict = {"corpus": args.corpus, "peak_rss_mb_jax_imported": round(rss_mb(), 1)}

@@ -1,8 +1,9 @@
 """Learning dynamics of skip-gram with negative sampling, update by update (PAPER.md).
 
 Trains on a tiny two-topic toy corpus (pets and finance) with plain SGD through the public
-API (sgjax.vocab, sgjax.pipeline, sgjax.params, sgjax.rules, sgjax.optim), records the
-input vector v_w of one word and the output vectors v'_j of every word after each update,
+API (sgjax.vocab, sgjax.encode, sgjax.batches, sgjax.noise, sgjax.pipeline, sgjax.params,
+sgjax.rules, sgjax.optim), records the input vector v_w of one word and the output
+vectors v'_j of every word after each update,
 and draws a grid of panels at a few moments of training: v_w (an arrow from the origin) and
 the v' of its context words and of the words it only meets as negatives, projected on one
 2-D basis (the top two singular directions, a PCA about the origin, of all the recorded
@@ -35,10 +36,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sgjax.batches import epoch_batches
 from sgjax.config import load_config
+from sgjax.encode import EncodedCorpus
+from sgjax.noise import noise_table
 from sgjax.optim import build_optimizer
 from sgjax.params import init_params
-from sgjax.pipeline import EncodedCorpus, complete_batch, epoch_batches, noise_table
+from sgjax.pipeline import complete_batch
 from sgjax.rules import value_and_rule
 from sgjax.vocab import noise_distribution, vocab_from_counts
 

@@ -15,10 +15,8 @@ Conventions, as word2vec.c and gensim's ``LineSentence``:
 Two readers share this: :func:`iter_chunks` (the fast path: byte chunks of whole lines for
 the vectorised tokeniser :func:`token_spans` and the encoders) and :func:`iter_lines` (token
 lists per line, for users and tests). The fast path decompresses in a background thread so
-that decompression (which releases the GIL) overlaps tokenisation.
-
-Measured decompression speed of Python's modules on this project's 2-core machine (17 MB of
-realtext-v1): xz 60 MB/s, gzip 215 MB/s, bz2 25 MB/s, plain files at disk speed.
+that decompression (which releases the GIL) overlaps tokenisation. Decompression speeds:
+see BENCHMARKS.md, "Data pipeline".
 """
 
 from __future__ import annotations

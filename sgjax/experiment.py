@@ -34,11 +34,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgjax import checkpoint, sharding
+from sgjax.batches import epoch_batches
 from sgjax.config import Config, load_config, to_yaml
+from sgjax.encode import encode_corpus
 from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
 from sgjax.huffman import build_huffman
+from sgjax.noise import noise_sampler, noise_table
 from sgjax.optim import build_optimizer
-from sgjax.pipeline import encode_corpus, epoch_batches, noise_sampler, noise_table
 from sgjax.train import Hooks, StepSpec, TrainState, fit, init_state
 from sgjax.vectors import WordVectors, write_word2vec
 from sgjax.vocab import Vocab, build_vocab, load_vocab, save_vocab

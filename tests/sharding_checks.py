@@ -27,8 +27,9 @@ import numpy as np
 from sgjax import checkpoint, sharding
 from sgjax.config import MeshConfig, OptimizerConfig, load_config
 from sgjax.huffman import build_huffman
+from sgjax.noise import noise_table
 from sgjax.optim import build_optimizer
-from sgjax.pipeline import device_tree, noise_table
+from sgjax.pipeline import device_tree
 from sgjax.train import StepSpec, init_state, train_step_jit
 from sgjax.vocab import Vocab
 

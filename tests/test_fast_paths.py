@@ -14,17 +14,9 @@ import pytest
 from sgjax.config import OptimizerConfig
 from sgjax.gradcheck import VARIANTS, max_errors, random_problem
 from sgjax.huffman import build_huffman
+from sgjax.noise import NOISE_TOTAL, NoiseSampler, noise_sampler, noise_table, sample_negatives
 from sgjax.optim import build_optimizer
-from sgjax.pipeline import (
-    NOISE_TOTAL,
-    NoiseSampler,
-    complete_batch,
-    device_tree,
-    noise_sampler,
-    noise_table,
-    sample_negatives,
-    window_bucket_slices,
-)
+from sgjax.pipeline import complete_batch, device_tree, window_bucket_slices
 from sgjax.sparse import densify_tree
 from sgjax.train import StepSpec, _grads, init_state, train_step_jit
 from sgjax.vocab import Vocab
@@ -46,7 +38,7 @@ def test_noise_sampler_draws_exactly_what_searchsorted_draws(V, a, bits):
     np.testing.assert_array_equal(f(key, s, (64, 500)), f(key, cdf, (64, 500)))
     # the extreme draws too: u = 0 and u = NOISE_TOTAL - 1 map to the first / last word
     u = jnp.array([0, 1, NOISE_TOTAL - 2, NOISE_TOTAL - 1], jnp.int32)
-    from sgjax.pipeline import _guided_search
+    from sgjax.noise import _guided_search
 
     np.testing.assert_array_equal(
         _guided_search(s, u), jnp.searchsorted(cdf, u, side="right").astype(jnp.int32)

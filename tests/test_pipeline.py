@@ -14,22 +14,14 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
+from sgjax.batches import _mask_table, epoch_batches
 from sgjax.corpus import CorpusStats, token_spans
+from sgjax.encode import EncodedCorpus, _ByteLookup, encode_corpus
 from sgjax.huffman import build_huffman, path_fields
 from sgjax.losses import example_loss
+from sgjax.noise import NOISE_TOTAL, noise_table, sample_negatives
 from sgjax.params import init_params
-from sgjax.pipeline import (
-    NOISE_TOTAL,
-    EncodedCorpus,
-    _ByteLookup,
-    _mask_table,
-    complete_batch,
-    device_tree,
-    encode_corpus,
-    epoch_batches,
-    noise_table,
-    sample_negatives,
-)
+from sgjax.pipeline import complete_batch, device_tree
 from sgjax.vocab import Vocab, build_vocab, keep_probs, noise_distribution
 
 # Words that stress the byte keys: 8/9/16/17/24/25-byte boundaries, NUL bytes, shared
