@@ -21,6 +21,10 @@ own, process 0 alone does the directory work, between barriers), and :func:`rest
 every leaf on the sharding of its target leaf, so a checkpoint written on one mesh restores
 on any other device count; ``pad_rows=True`` accepts the different (zero-padded) row counts
 of the tables on meshes of another size.
+
+Reading a run back: :func:`load_run_state` gives a run directory's vocabulary and newest
+checkpointed parameters as numpy arrays (``sgjax export``, ``sgjax report``), without
+rebuilding the corpus or the optimizer.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ from typing import Any
 
 import jax
 import numpy as np
+
+from sgjax.config import load_config
+from sgjax.vocab import Vocab, load_vocab
 
 LATEST = "LATEST"
 
@@ -197,3 +204,66 @@ def restore(path: str | os.PathLike, target: Any, *, pad_rows: bool = False) -> 
     if pad_rows:  # orbax pads / truncates sharded leaves itself, not host (numpy) ones
         state = jax.tree.map(lambda x, t: _fit_rows(x, t.shape), state, abstract)
     return state, meta
+
+
+def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndarray], dict]:
+    """``(vocab, params, meta)`` of a run directory's newest checkpoint: its vocabulary
+    (``vocab.txt``), the parameters ``{"W": (V, N), "W_out": (V, N) or (V-1, N)}`` as numpy
+    arrays and the checkpoint's progress record (``meta.json``).
+
+    Only ``params`` are read from the checkpoint (an orbax partial restore whose shapes and
+    dtypes come from the checkpoint's own metadata): neither the corpus nor the optimizer is
+    rebuilt, so it is quick and works on an unfinished or interrupted run. The zero padding
+    rows that sharded runs store (:mod:`sgjax.sharding`) are dropped, using the table sizes
+    that the vocabulary and ``config.yaml``'s ``model.output`` give. Raises
+    FileNotFoundError naming the missing run directory, checkpoint or vocabulary, and
+    ValueError if the checkpoint and the vocabulary disagree.
+    """
+    import orbax.checkpoint as ocp
+
+    from sgjax.params import output_rows
+
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise FileNotFoundError(f"{run}: no such run directory")
+    path = latest(run)
+    if path is None:
+        raise FileNotFoundError(f"{run / 'checkpoints'}: no checkpoint in this run directory")
+    vocab_path = run / "vocab.txt"
+    if not vocab_path.is_file():
+        raise FileNotFoundError(f"{vocab_path}: the run's vocabulary is missing")
+    vocab = load_vocab(vocab_path)
+    state_dir = (path / "state").absolute()
+    ckptr = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
+    try:
+        tree = ckptr.metadata(state_dir).item_metadata.tree
+        if not isinstance(tree, dict) or not isinstance(tree.get("params"), dict):
+            raise ValueError(f"{state_dir}: the checkpoint holds no 'params'")
+        item = {
+            "params": {
+                k: jax.ShapeDtypeStruct(tuple(m.shape), m.dtype) for k, m in tree["params"].items()
+            }
+        }
+        restore_args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+        got = ckptr.restore(
+            state_dir,
+            args=ocp.args.PyTreeRestore(item=item, restore_args=restore_args, partial_restore=True),
+        )
+    finally:
+        ckptr.close()
+    params = {k: np.asarray(v) for k, v in got["params"].items()}
+    V = len(vocab)
+    rows = {"W": V}
+    if (run / "config.yaml").is_file():
+        rows["W_out"] = output_rows(V, str(load_config(run / "config.yaml").model.output))
+    for k, n in rows.items():
+        x = params.get(k)
+        if x is None or x.ndim != 2 or x.shape[0] < n or np.any(x[n:]):
+            shape = None if x is None else x.shape
+            raise ValueError(
+                f"{path}: {k} of shape {shape} does not match the {V} words of {vocab_path}"
+                + ("" if k == "W" else f" ({n} rows for model.output in config.yaml)")
+            )
+        params[k] = x[:n]  # without the zero padding rows of a sharded run, if any
+    meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    return vocab, params, meta

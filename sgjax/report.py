@@ -153,7 +153,7 @@ def run_vectors(run_dir: PathLike) -> tuple[WordVectors, str]:
     for name, binary in (("vectors.bin", True), ("vectors.txt", False)):
         if (run / name).is_file():
             return read_word2vec(run / name, binary), name
-    from sgjax.experiment import load_run_state
+    from sgjax.checkpoint import load_run_state
 
     vocab, params, meta = load_run_state(run)
     where = f"checkpoint at step {meta.get('step')}"

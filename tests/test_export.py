@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from sgjax import checkpoint
+from sgjax.checkpoint import load_run_state
 from sgjax.cli import main as cli_main
 from sgjax.commands.export import select_vectors
 from sgjax.config import load_config
-from sgjax.experiment import build, load_run_state, train
+from sgjax.experiment import build, train
 from sgjax.train import Interrupted
 from sgjax.vectors import read_word2vec
 
@@ -235,7 +236,7 @@ def test_hierarchical_output_through_the_cli(finished, tmp_path, capsys, monkeyp
         vocab, params, meta = load_run_state(run_dir)
         return vocab, {**params, "W_out": params["W_out"][:-1]}, meta
 
-    monkeypatch.setattr("sgjax.experiment.load_run_state", hs_state)
+    monkeypatch.setattr("sgjax.checkpoint.load_run_state", hs_state)
     rc, _, err = export(
         capsys, "--run", str(run), "--which", "output", "--out", str(tmp_path / "x")
     )

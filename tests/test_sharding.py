@@ -291,7 +291,7 @@ def test_two_processes_with_jax_distributed(runs):
     # process 0 wrote the files, once; the checkpoint was written by both together
     assert {"vectors.bin", "metrics.jsonl", "config.yaml", "scores.json"} <= set(h0["files"])
     assert h0["metrics_lines"] == 2  # one "epoch" line per epoch, not one per process
-    from sgjax.experiment import load_run_state  # params only, padding rows dropped
+    from sgjax.checkpoint import load_run_state  # params only, padding rows dropped
 
     vocab, params, meta = load_run_state(runs["dir"] / "multihost")
     assert meta["step"] == h0["counters"][0] and len(vocab) == W1.shape[0]

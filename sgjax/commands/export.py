@@ -69,7 +69,7 @@ def select_vectors(words: Sequence[str], params: Mapping[str, Any], which: str) 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sgjax.experiment import load_run_state
+    from sgjax.checkpoint import load_run_state
     from sgjax.vectors import write_word2vec
 
     try:
