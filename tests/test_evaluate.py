@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-import sgjax.evaluate as E
+import sgjax.analogy as A
 from sgjax.cli import main
 from sgjax.evaluate import (
     EvaluationDataError,
@@ -270,8 +270,8 @@ def test_bad_analogy_files_raise(tmp_path, structured, content, match):
 def test_batching_threads_and_the_low_memory_path_agree(structured, monkeypatch):
     ref = evaluate_word_analogies(structured, method="mul", threads=1).to_gensim()
     assert evaluate_word_analogies(structured, method="mul", threads=2).to_gensim() == ref
-    monkeypatch.setattr(E, "_SIMS_BUDGET", 0)  # cosines per batch, not for all words at once
-    monkeypatch.setattr(E, "_CHUNK_CELLS", 400_000)
+    monkeypatch.setattr(A, "_SIMS_BUDGET", 0)  # cosines per batch, not for all words at once
+    monkeypatch.setattr(A, "_CHUNK_CELLS", 400_000)
     assert evaluate_word_analogies(structured, method="mul", threads=2).to_gensim() == ref
 
 

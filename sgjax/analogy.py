@@ -1,0 +1,274 @@
+"""Analogy questions ``a : b :: c : d`` (questions-words format), solved in batches.
+
+Answered with 3CosAdd, ``argmax_x cos(x, b) - cos(x, a) + cos(x, c)``, or 3CosMul (Levy &
+Goldberg 2014, eq. 4), ``argmax_x cos'(x, b) cos'(x, c) / (cos'(x, a) + epsilon)`` with
+``cos' = (cos + 1) / 2``, under gensim's protocol (:mod:`sgjax.evaluate`). gensim always
+uses 3CosAdd in ``evaluate_word_analogies``; 3CosMul here uses the same protocol with
+gensim's ``most_similar_cosmul`` score (whose epsilon is 1e-6, not 1e-3).
+
+Questions are solved in batches: the cosines of every distinct question word with the
+searched vocabulary are one matrix product (k x N)(N x R), and each question combines
+three of its rows, so the whole question set is a few matrix products, not one search per
+question (timings: see BENCHMARKS.md, "Evaluation").
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from sgjax.evaldata import (
+    DEFAULT_RESTRICT_VOCAB,
+    EvaluationDataError,
+    PathLike,
+    _ok_vocab,
+    _read_lines,
+    _utf8,
+    questions_words_path,
+)
+from sgjax.vectors import WordVectors
+
+__all__ = ["METHODS", "AnalogyResult", "AnalogySection", "evaluate_word_analogies"]
+
+METHODS = ("add", "mul")
+_TOPN = 5  # gensim looks at this many candidates for one that is not a question word
+_SIMS_BUDGET = 1 << 30  # bytes for the (distinct question words x R) cosine matrix
+_CHUNK_CELLS = 1 << 22  # questions x R scores per batch (16 MiB float32)
+
+
+Quad = tuple[str, str, str, str]
+
+
+@dataclass(frozen=True)
+class AnalogySection:
+    """The questions of one ``: section`` that were evaluated, split by outcome."""
+
+    name: str
+    correct: tuple[Quad, ...]
+    incorrect: tuple[Quad, ...]
+
+    @property
+    def evaluated(self) -> int:
+        return len(self.correct) + len(self.incorrect)
+
+    @property
+    def accuracy(self) -> float:
+        """correct / evaluated; 0.0 when nothing was evaluated (as gensim)."""
+        return len(self.correct) / self.evaluated if self.evaluated else 0.0
+
+
+@dataclass(frozen=True)
+class AnalogyResult:
+    """Per-section and total analogy accuracy. ``questions`` counts the well-formed question
+    lines, ``oov`` those with a word outside the (restricted) vocabulary."""
+
+    path: str
+    method: str
+    restrict_vocab: int | None
+    sections: tuple[AnalogySection, ...]
+    total: AnalogySection
+    questions: int
+    oov: int
+
+    @property
+    def score(self) -> float:
+        """Total accuracy over the evaluated questions (gensim's first return value)."""
+        return self.total.accuracy
+
+    @property
+    def oov_ratio(self) -> float:
+        """Percentage of questions with an out-of-vocabulary word (gensim logs this)."""
+        return 100.0 * self.oov / self.questions
+
+    def to_gensim(self) -> tuple[float, list[dict[str, Any]]]:
+        """``(score, sections)`` exactly as gensim's ``evaluate_word_analogies`` returns them,
+        the last section being ``"Total accuracy"``."""
+        return self.score, [
+            {"section": s.name, "correct": list(s.correct), "incorrect": list(s.incorrect)}
+            for s in (*self.sections, self.total)
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and accuracies as plain JSON-able values."""
+        return {
+            "path": self.path,
+            "method": self.method,
+            "restrict_vocab": self.restrict_vocab,
+            "accuracy": self.score,
+            "correct": len(self.total.correct),
+            "evaluated": self.total.evaluated,
+            "questions": self.questions,
+            "oov": self.oov,
+            "oov_ratio": self.oov_ratio,
+            "sections": [
+                {
+                    "section": s.name,
+                    "accuracy": s.accuracy,
+                    "correct": len(s.correct),
+                    "evaluated": s.evaluated,
+                }
+                for s in self.sections
+            ],
+        }
+
+
+def _read_analogies(
+    path: PathLike, case_insensitive: bool
+) -> tuple[list[str], list[int], list[Quad]]:
+    """Section names, and for each well-formed question its section number and 4 words."""
+    names: list[str] = []
+    section_of: list[int] = []
+    quads: list[Quad] = []
+    for n, raw in enumerate(_read_lines(path), start=1):
+        line = _utf8(path, n, raw)
+        if line.startswith(": "):
+            names.append(line.lstrip(": ").strip())
+            continue
+        if not names:
+            raise EvaluationDataError(f"{path}: line {n}: question before the first ': section'")
+        words = line.upper().split() if case_insensitive else line.split()
+        if len(words) != 4:  # gensim skips such lines (blank ones included)
+            continue
+        section_of.append(len(names) - 1)
+        quads.append((words[0], words[1], words[2], words[3]))
+    return names, section_of, quads
+
+
+def evaluate_word_analogies(
+    kv: WordVectors,
+    analogies: PathLike | None = None,
+    *,
+    restrict_vocab: int | None = DEFAULT_RESTRICT_VOCAB,
+    case_insensitive: bool = True,
+    dummy4unknown: bool = False,
+    method: str = "add",
+    epsilon: float = 1e-3,
+    threads: int | None = None,
+) -> AnalogyResult:
+    """Accuracy on an analogy file (default: the shipped questions-words.txt).
+
+    ``method`` is "add" (3CosAdd, gensim's only method) or "mul" (3CosMul with ``epsilon``,
+    Levy & Goldberg's 1e-3 by default; gensim's most_similar_cosmul uses 1e-6).
+    ``restrict_vocab=None`` (or 0) uses the whole vocabulary. ``threads`` batches run in
+    parallel (default: the CPU count).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    path = questions_words_path() if analogies is None else analogies
+    names, section_of, quads = _read_analogies(path, case_insensitive)
+    if not quads:
+        raise EvaluationDataError(f"{path}: no questions (lines of 4 words) found")
+    ok, canon = _ok_vocab(kv, restrict_vocab, case_insensitive)
+    ids = np.array([[ok.get(w, -1) for w in q] for q in quads], np.int64).reshape(-1, 4)
+    known = (ids >= 0).all(axis=1)
+    correct = np.zeros(len(quads), bool)
+    if known.any():
+        unit = kv.unit[: len(canon)]
+        correct[known] = _solve(unit, canon, ids[known], method, epsilon, threads)
+    evaluated = known | dummy4unknown
+    per_section: list[tuple[list[Quad], list[Quad]]] = [([], []) for _ in names]
+    for q, s, ok_q, ev in zip(quads, section_of, correct.tolist(), evaluated.tolist(), strict=True):
+        if ev:
+            per_section[s][0 if ok_q else 1].append(q)
+    sections = tuple(
+        AnalogySection(name, tuple(c), tuple(i))
+        for name, (c, i) in zip(names, per_section, strict=True)
+    )
+    total = AnalogySection(
+        "Total accuracy",
+        tuple(q for s in sections for q in s.correct),
+        tuple(q for s in sections for q in s.incorrect),
+    )
+    return AnalogyResult(
+        path=str(path),
+        method=method,
+        restrict_vocab=restrict_vocab or None,
+        sections=sections,
+        total=total,
+        questions=len(quads),
+        oov=int((~known).sum()),
+    )
+
+
+def _solve(
+    unit: np.ndarray,
+    canon: np.ndarray,
+    ids: np.ndarray,
+    method: str,
+    epsilon: float,
+    threads: int | None,
+) -> np.ndarray:
+    """Whether each question (rows of ``ids``: a, b, c, expected, as rows of ``unit``) is
+    answered right. Scores of a batch of questions against all R words are combined from the
+    rows of ``sims = U_q U^T`` (U_q: unit vectors of the distinct question words)."""
+    rows = unit.shape[0]
+    abc = ids[:, :3]
+    chunk = max(16, _CHUNK_CELLS // rows)
+    shared = np.unique(abc, return_inverse=True)
+    if shared[0].size * rows * 4 <= _SIMS_BUDGET:
+        sims_all = _cosines(unit, shared[0], method)
+        where_all = shared[1].reshape(-1, 3)
+    else:
+        sims_all = where_all = None
+    eps = np.float32(epsilon)
+
+    def batch(start: int) -> np.ndarray:
+        sl = slice(start, start + chunk)
+        q = ids[sl]
+        if sims_all is not None:
+            sims, where = sims_all, where_all[sl]
+        else:
+            uniq, inv = np.unique(q[:, :3], return_inverse=True)
+            sims, where = _cosines(unit, uniq, method), inv.reshape(-1, 3)
+        scores = sims[where[:, 1]]
+        if method == "add":  # cos(x, b) - cos(x, a) + cos(x, c)
+            scores += sims[where[:, 2]]
+            scores -= sims[where[:, 0]]
+        else:  # cos'(x, b) cos'(x, c) / (cos'(x, a) + eps), cos' = (1 + cos) / 2
+            scores *= sims[where[:, 2]]
+            denom = sims[where[:, 0]]
+            denom += eps
+            scores /= denom
+        scores[np.arange(len(q))[:, None], q[:, :3]] = -np.inf
+        pred = canon[scores.argmax(axis=1)]
+        # gensim takes the best candidate that is not a case variant of a question word
+        clash = (pred[:, None] == q[:, :3]).any(axis=1)
+        for j in np.flatnonzero(clash):
+            pred[j] = _first_other(scores[j], canon, q[j, :3])
+        return pred == q[:, 3]
+
+    starts = range(0, len(ids), chunk)
+    workers = max(1, min(threads or os.cpu_count() or 1, len(starts)))
+    if workers == 1:
+        return np.concatenate([batch(s) for s in starts])
+    with ThreadPoolExecutor(workers) as pool:  # numpy releases the GIL in these kernels
+        return np.concatenate(list(pool.map(batch, starts)))
+
+
+def _cosines(unit: np.ndarray, words: np.ndarray, method: str) -> np.ndarray:
+    """cos(w, x) for the given words w (rows) and all x; shifted to (1 + cos) / 2 for mul."""
+    sims = unit[words] @ unit.T
+    if method == "mul":
+        sims += 1
+        sims *= 0.5
+    return sims
+
+
+def _first_other(scores: np.ndarray, canon: np.ndarray, question: np.ndarray) -> int:
+    """gensim's choice among its 5 best candidates (question words already at -inf): the first
+    whose upper-cased word is not a question word, else the last one looked at (-1: none)."""
+    k = min(_TOPN, scores.shape[0] - len(set(question.tolist())))
+    if k <= 0:
+        return -1
+    best = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(k)
+    best = best[np.argsort(-scores[best], kind="stable")]
+    pred = -1
+    for i in best.tolist():
+        pred = int(canon[i])
+        if pred not in question:
+            break
+    return pred
