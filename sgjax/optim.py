@@ -2,11 +2,14 @@
 
 :func:`build_optimizer` looks both up in optax: ``getattr(optax, cfg.name)(learning_rate=
 schedule, **cfg.kwargs)`` with ``schedule = SCHEDULES[cfg.schedule](cfg, total_steps)``. It
-returns a :class:`SparseOptimizer` whose ``update(grads, opt_state, params)`` takes the rules'
-gradient pytree ``{"W": g, "W_out": g}``, each ``g`` a dense array shaped like its table or a
-:class:`sgjax.sparse.RowGrads` (rows may repeat; their values add), and applies the step.
-``opt_state`` is always optax's own ``tx.init(params)`` over the whole params dict, in both
-modes, so checkpoints look the same whichever mode wrote them.
+returns a :class:`SparseOptimizer`, an optax-style transformation: ``update(grads, opt_state,
+params) -> (updates, opt_state)`` takes the rules' gradient pytree ``{"W": g, "W_out": g}``,
+each ``g`` a dense array shaped like its table or a :class:`sgjax.sparse.RowGrads` (rows may
+repeat; their values add), and :func:`apply_updates` ``(params, updates)`` makes the step.
+An update leaf is a dense array (added like ``optax.apply_updates``) or, in lazy mode, a
+``RowGrads`` of row updates (scatter-added). ``opt_state`` is always optax's own
+``tx.init(params)`` over the whole params dict, in both modes, so checkpoints look the same
+whichever mode wrote them.
 
 Modes (``optimizer.sparse``):
 
@@ -23,7 +26,9 @@ index as touched; with fixed-shape padded batches that would make the padding ro
 The touched rows of the table and of every optimizer-state leaf shaped like the table are
 gathered, optax's ``tx.update`` runs on that (K, N) slice (K = min(M, R) slots for M
 gradient rows of an R-row table) together with the state's shared leaves (e.g. the step
-count), and the new rows are scattered back. Hence:
+count), the new state rows are scattered back, and the update is returned as the touched
+rows' optax updates (:class:`UniqueRows`: sorted, distinct; untouched slots add -0.0, which
+leaves any value as it is). Hence:
 
 - a touched row gets exactly the update dense mode would give it from its own state;
 - an untouched row keeps its parameters and its state (no momentum drift, no decay);
@@ -129,11 +134,25 @@ def build_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
 # The optimizer.
 
 
+class UniqueRows(RowGrads):
+    """Row updates whose indices are sorted and distinct (the lazy rows path); indices >= R
+    are unused slots. :func:`apply_updates` tells the scatter so (no duplicates to add)."""
+
+    __slots__ = ()
+
+
+Updates = dict[str, Any]  # each leaf a dense array like the table or a RowGrads of row updates
+
+
 class SparseOptimizer(NamedTuple):
-    """Functional optimizer over params with row-sparse gradients (all members pure)."""
+    """Functional optimizer over params with row-sparse gradients (all members pure).
+
+    Like an ``optax.GradientTransformation``: ``update(grads, opt_state, params)`` returns
+    ``(updates, opt_state)``; :func:`apply_updates` ``(params, updates)`` makes the step.
+    """
 
     init: Callable[[Params], OptState]
-    update: Callable[[Grads, OptState, Params], tuple[Params, OptState]]
+    update: Callable[[Grads, OptState, Params], tuple[Updates, OptState]]
     learning_rate: optax.Schedule  # step -> eta (step = number of updates done)
     tx: optax.GradientTransformation  # the underlying optax transformation
     path: str  # "dense", "scatter" (lazy, linear update) or "rows" (lazy, element-wise)
@@ -155,15 +174,37 @@ def build_optimizer(cfg: OptimizerConfig, total_steps: int) -> SparseOptimizer:
     else:
         path = _classify(probe_tx, cfg)
 
-    def update(grads: Grads, opt_state: OptState, params: Params) -> tuple[Params, OptState]:
+    def update(grads: Grads, opt_state: OptState, params: Params) -> tuple[Updates, OptState]:
         if set(grads) != set(params):
             raise ValueError(f"gradient keys {sorted(grads)} != parameter keys {sorted(params)}")
         if path == "dense":
-            updates, opt_state = tx.update(densify_tree(grads, params), opt_state, params)
-            return optax.apply_updates(params, updates), opt_state
+            return tx.update(densify_tree(grads, params), opt_state, params)
         return _lazy_update(tx, path == "scatter", grads, opt_state, params)
 
     return SparseOptimizer(tx.init, update, schedule, tx, path)
+
+
+def apply_updates(params: Params, updates: Updates) -> Params:
+    """``params`` moved by ``updates`` (from :meth:`SparseOptimizer.update`): a dense leaf is
+    added as by ``optax.apply_updates``; a :class:`~sgjax.sparse.RowGrads` leaf's rows are
+    scatter-added into its table (repeated rows add; out-of-range rows are dropped)."""
+
+    def add(u: Any, p: jax.Array) -> jax.Array:
+        if u is None:
+            return p
+        if not isinstance(u, RowGrads):
+            return optax.apply_updates(p, u)
+        unique = isinstance(u, UniqueRows)
+        return p.at[u.index].add(
+            u.value.astype(p.dtype),
+            mode="drop",
+            indices_are_sorted=unique,
+            unique_indices=unique,
+        )
+
+    return jax.tree_util.tree_map(
+        add, updates, params, is_leaf=lambda x: x is None or isinstance(x, RowGrads)
+    )
 
 
 def _make_tx(cfg: OptimizerConfig, learning_rate: Any) -> optax.GradientTransformation:
@@ -236,7 +277,7 @@ def _lazy_update(
     grads: Grads,
     opt_state: OptState,
     params: Params,
-) -> tuple[Params, OptState]:
+) -> tuple[Updates, OptState]:
     rows: dict[str, jax.Array | None] = {}  # None: the leaf is updated whole
     touched: dict[str, jax.Array] = {}
     p_sl, g_sl = {}, {}
@@ -269,21 +310,23 @@ def _lazy_update(
             new_rows, mode="drop", indices_are_sorted=True, unique_indices=True
         )
 
-    new_params = {}
+    out: Updates = {}
     for k, p in params.items():
         if rows[k] is None:
-            new_params[k] = optax.apply_updates(p, updates[k])
+            out[k] = updates[k]
         elif scatter:  # duplicates add, exactly like the dense scatter-add of the gradient
-            new_params[k] = p.at[rows[k]].add(updates[k].astype(p.dtype), mode="drop")
-        else:
-            new_params[k] = put(p, k, p_sl[k], optax.apply_updates(p_sl[k], updates[k]))
+            out[k] = RowGrads(rows[k], updates[k].astype(p.dtype))
+        else:  # optax's own row updates (new row - old row); an untouched row adds -0.0,
+            # which leaves every value as it is (also -0.0)
+            u = jnp.where(touched[k], updates[k].astype(p.dtype), jnp.array(-0.0, p.dtype))
+            out[k] = UniqueRows(rows[k], u)
     new_leaves = [
         new if o is None or rows[o] is None else put(old, o, old_sl, new)
         for (_, old), old_sl, new, o in zip(
             leaves, s_sl, jax.tree_util.tree_leaves(new_s), owners, strict=True
         )
     ]
-    return new_params, treedef.unflatten(new_leaves)
+    return out, treedef.unflatten(new_leaves)
 
 
 # --------------------------------------------------------------------------------------------

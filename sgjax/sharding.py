@@ -191,8 +191,10 @@ def gather_row_grads(spec: StepSpec, mesh: Mesh) -> StepSpec:
     a table-sized buffer per step). Constraining the rows (index, value) to be replicated
     makes it an all-gather of the M gradient rows (O(M x N)); every data replica then adds
     all rows in batch order, as one device does. Dense gradient leaves (autodiff, the full
-    softmax) are constrained to the tables' row sharding. ``spec`` is returned unchanged if
-    its optimizer is not a :class:`sgjax.optim.SparseOptimizer`-like named tuple.
+    softmax) are constrained to the tables' row sharding. The wrapped ``update`` returns
+    ``(updates, opt_state)`` as the optimizer's own does (:func:`sgjax.optim.apply_updates`
+    makes the step). ``spec`` is returned unchanged if its optimizer is not a
+    :class:`sgjax.optim.SparseOptimizer`-like named tuple.
     """
     opt = spec.optimizer
     if not hasattr(opt, "_replace") or not hasattr(opt, "update"):
@@ -205,7 +207,7 @@ def gather_row_grads(spec: StepSpec, mesh: Mesh) -> StepSpec:
             return RowGrads(wsc(g.index, rep), wsc(g.value, rep))
         return wsc(g, rows) if np.ndim(g) == 2 else g
 
-    def update(grads: Mapping[str, Any], opt_state: Any, params: Any) -> Any:
+    def update(grads: Mapping[str, Any], opt_state: Any, params: Any) -> tuple[Any, Any]:
         return opt.update({k: constrain(g) for k, g in grads.items()}, opt_state, params)
 
     return dataclasses.replace(spec, optimizer=opt._replace(update=update))

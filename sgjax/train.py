@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgjax.losses import batch_loss
+from sgjax.optim import apply_updates
 from sgjax.params import Params, init_params
 from sgjax.pipeline import complete_batch, window_bucket_slices
 from sgjax.rules import damp_rows, value_and_rule
@@ -230,7 +231,8 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     lr = spec.optimizer.learning_rate(state.step) if spec.row_damping else None
     E, grads = _grads(state.params, ex, spec, lr)
     grads = cap_row_updates(grads, state.params, spec.row_update_cap)
-    params, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
+    updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
+    params = apply_updates(state.params, updates)
     new = state.replace(
         params=params,
         opt_state=opt_state,
