@@ -37,7 +37,6 @@ import numpy as np
 
 from sgjax.corpus import prefetch
 from sgjax.encode import EncodedCorpus
-from sgjax.params import ARCHITECTURES
 from sgjax.vocab import Vocab, keep_probs
 
 __all__ = ["epoch_batches", "prefetch"]
@@ -167,7 +166,6 @@ def epoch_batches(
     encoded: EncodedCorpus,
     vocab: Vocab,
     *,
-    architecture: str,
     window: int,
     sample: float,
     batch_size: int,
@@ -188,10 +186,6 @@ def epoch_batches(
     its group's queue until every group can fill its share of a batch, so the order
     departs from the stream's by a few batches at most; the last batches of the epoch are
     padded per group. ``batch_size`` must be a multiple of ``window``."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            f"unknown architecture {architecture!r}; valid: {', '.join(ARCHITECTURES)}"
-        )
     if not 1 <= window <= 127:
         raise ValueError(f"window must be in 1..127, got {window}")
     if batch_size < 1:

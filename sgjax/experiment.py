@@ -38,8 +38,7 @@ from sgjax.batches import epoch_batches
 from sgjax.config import Config, load_config, to_yaml
 from sgjax.encode import encode_corpus
 from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
-from sgjax.huffman import build_huffman
-from sgjax.noise import noise_sampler, noise_table
+from sgjax.model import ModelSpec
 from sgjax.optim import build_optimizer
 from sgjax.train import Hooks, StepSpec, TrainState, fit, init_state
 from sgjax.vectors import WordVectors, write_word2vec
@@ -97,26 +96,16 @@ def build(cfg: Config, out_dir: str | os.PathLike | None = None) -> Run:
 
 def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
     m, t = cfg.model, cfg.train
-    tables: dict = {}
-    if m.output == "negative":
-        tables["noise"] = noise_sampler(noise_table(vocab, cfg.data.ns_exponent))
-    elif m.output == "hierarchical":
-        tree = build_huffman(np.asarray(vocab.counts))
-        tables["tree"] = jax.tree.map(jnp.asarray, tree)
+    model = ModelSpec.from_config(m, cfg.data)
+    tables = model.layer.prepare(vocab, model)  # device constants: noise sampler, tree, ...
     # steps per epoch, measured on epoch 0's batches (subsampling changes it by << 1%)
     steps_per_epoch = sum(1 for _ in _batches(cfg, vocab, encoded, 0))
     total_steps = max(1, steps_per_epoch * t.epochs)
     optimizer = build_optimizer(cfg.optimizer, total_steps)
     spec = StepSpec(
-        architecture=str(m.architecture),
-        output=str(m.output),
-        negatives=m.negatives,
-        cbow_mean=m.cbow_mean,
-        cbow_update=str(m.cbow_update),
-        gradients=str(t.gradients),
+        model=model,
         optimizer=optimizer,
-        shared_negatives=m.shared_negatives,
-        skipgram_input=str(m.skipgram_input),
+        gradients=str(t.gradients),
         batch_parts=t.batch_parts,
         window_buckets=m.window if t.window_buckets and t.gradients == "explicit" else 0,
         row_update_cap=t.row_update_cap,
@@ -133,7 +122,6 @@ def _batches(cfg: Config, vocab: Vocab, encoded: Any, epoch: int):
     return epoch_batches(
         encoded,
         vocab,
-        architecture=str(cfg.model.architecture),
         window=cfg.model.window,
         sample=cfg.data.sample,
         batch_size=cfg.train.batch_size,

@@ -1,116 +1,96 @@
-"""Check the paper's explicit gradient rules against ``jax.grad`` of the loss, in float64.
+"""Check every model's explicit gradient rule against ``jax.grad`` of its loss, in float64.
 
-:func:`random_problem` builds a small adversarial batch for one (architecture, output)
-combination: variable window sizes (padded context slots), one fully padded example, a word
-repeated inside the batch (so scatter-adds must accumulate), negatives equal to their
-positive word (which must be skipped) and Huffman paths of different lengths from Zipf
-counts; ``shared_negatives=True`` gives skip-gram one set of negatives per centre (K,)
-shared by its context panels (:mod:`sgjax.losses`), with a negative equal to the positive
-word of one panel and one equal to the positive words of two panels;
-``skipgram_input="context"`` gives word2vec.c's orientation (the centre is the output
-word). :func:`check` compares :func:`sgjax.rules.explicit_grads` with
-``jax.grad(sgjax.losses.batch_loss)`` on it.
+:func:`random_problem` builds a small adversarial batch for a :class:`sgjax.model.ModelSpec`:
+variable window sizes (padded context slots), one fully padded example, a word repeated
+inside the batch (so scatter-adds must accumulate) and Zipf word counts (Huffman paths of
+different lengths, a skewed noise distribution). The output layer's own ``prepare`` and
+``complete`` add its fields, so any registered layer can be checked; where the layer draws
+``negatives``, some are planted equal to their pair's output word (they must be skipped),
+one of them, with shared negatives, equal to the output words of two pairs.
 
-Errors are reported per leaf and maximised over leaves:
-``max_abs_err = max |g_rule - g_autodiff|`` and
-``max_rel_err = max_abs_err / max |g_autodiff|`` (relative to the gradient's scale, which
-stays meaningful where individual entries are zero).
+:func:`check` compares :func:`sgjax.rules.value_and_rule` (the shared-rows form) with
+``jax.grad(sgjax.losses.batch_loss)`` and with :func:`sgjax.rules.pairwise_rule` (the same
+rule pair by pair). Errors are maximised over the parameter leaves:
+``max_abs_err = max |g_rule - g_autodiff|``, ``max_rel_err = max_abs_err / max |g_autodiff|``
+(relative to the gradient's scale, meaningful where single entries are zero).
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgjax.huffman import build_huffman, path_fields
-from sgjax.losses import batch_loss, output_fields
-from sgjax.params import ARCHITECTURES, OUTPUTS
+from sgjax.losses import batch_loss
+from sgjax.model import ModelSpec, complete
 from sgjax.rules import explicit_grads, value_and_rule
+from sgjax.vocab import vocab_from_counts
 
-COMBINATIONS = tuple(itertools.product(ARCHITECTURES, OUTPUTS))
-#: Combinations with a variant of the example record: ``(architecture, output, options)``.
-VARIANTS = tuple((a, o, {}) for a, o in COMBINATIONS) + (
-    ("skipgram", "negative", {"shared_negatives": True}),
-    *(("skipgram", o, {"skipgram_input": "context"}) for o in OUTPUTS),
-    ("skipgram", "negative", {"skipgram_input": "context", "shared_negatives": True}),
-)
 TOLERANCE = 1e-9
 
 
+def toy_vocab(vocab_size: int, seed: int = 0):
+    """A vocabulary of ``vocab_size`` words ``w0, w1, ...`` with Zipf counts."""
+    rng = np.random.default_rng(seed)
+    counts = np.sort(rng.zipf(1.5, vocab_size).astype(np.int64))[::-1]
+    return vocab_from_counts({f"w{i}": int(c) for i, c in enumerate(counts)}, min_count=1)
+
+
 def random_problem(
-    architecture: str,
-    output: str,
+    model: ModelSpec,
     *,
     vocab_size: int = 50,
     dim: int = 8,
     batch_size: int = 12,
     window: int = 3,
-    negatives: int = 4,
     seed: int = 0,
     dtype: Any = np.float64,
-    shared_negatives: bool = False,
-    skipgram_input: str = "center",
-) -> tuple[dict, dict]:
-    """A small random ``(params, batch)`` in the example format of :mod:`sgjax.losses`.
-
-    Parameters are drawn N(0, 0.5^2) (not the zero W_out of the reference initialisation,
-    which would make half of the gradient trivially zero). ``shared_negatives``: skip-gram
-    negatives (B, K), one set per centre, instead of (B, C, K). ``skipgram_input="context"``
-    (word2vec.c's orientation): the centre is the output word, so negatives equal to it are
-    planted and the Huffman path is the centre's.
-    """
-    if batch_size < 3 or vocab_size < 4 or window < 1:
-        raise ValueError("need batch_size >= 3, vocab_size >= 4, window >= 1")
+) -> tuple[dict, dict, dict]:
+    """``(params, batch, consts)``: parameters N(0, 0.5^2) (not the zero W_out of the
+    reference initialisation, which would make half of the gradient trivially zero), a
+    completed batch and the layer's device constants."""
+    if batch_size < 4 or vocab_size < 4 or window < 1:
+        raise ValueError("need batch_size >= 4, vocab_size >= 4, window >= 1")
     rng = np.random.default_rng(seed)
-    V, N, B, C, K = vocab_size, dim, batch_size, 2 * window, negatives
-    rows_out = V - 1 if output == "hierarchical" else V
-    params = {
-        "W": (0.5 * rng.standard_normal((V, N))).astype(dtype),
-        "W_out": (0.5 * rng.standard_normal((rows_out, N))).astype(dtype),
-    }
+    V, N, B, C = vocab_size, dim, batch_size, 2 * window
+    layer = model.layer
+    params = {"W": 0.5 * rng.standard_normal((V, N))}
+    for name, rows in layer.tables(V).items():
+        params[name] = 0.5 * rng.standard_normal((rows, N))
+    params = {k: v.astype(dtype) for k, v in params.items()}
     center = rng.integers(0, V, B)
     context = rng.integers(0, V, (B, C))
-    # variable window sizes: example b keeps its first n_b slots, n_b in 1..C ...
-    n = rng.integers(1, C + 1, B)
+    n = rng.integers(1, C + 1, B)  # example b keeps its first n_b slots ...
     n[0] = C
     n[-1] = 0  # ... and the last example is pure padding
     mask = np.arange(C)[None, :] < n[:, None]
-    # a word repeated inside the batch, as centre and as context
-    center[1] = center[0]
+    center[1] = center[0]  # a word repeated inside the batch, as centre and as context
     context[0, : min(2, C)] = context[1, 0]
     batch = {"center": center, "context": context, "mask": mask}
-    if output == "negative":
-        shared = shared_negatives and architecture == "skipgram"
-        shape = (B, C, K) if architecture == "skipgram" and not shared else (B, K)
-        neg = rng.integers(0, V, shape)
-        # some negatives equal to their positive word: they must be skipped
-        if architecture == "skipgram" and skipgram_input == "context":  # positive: the centre
-            neg[(0, 0, 0) if not shared else (0, 0)] = center[0]
-            neg[(2, 1, 1) if not shared else (2, 1)] = center[2]
-            neg[(1, 0, 0) if not shared else (1, 2)] = context[1, 0]  # a context word: kept
-        elif shared:  # ... in the panels where they are the positive word only
-            neg[0, 0] = context[0, 0]  # = context[0, 1]: skipped in two panels
-            neg[2, 1] = context[2, 0]
-            neg[3, 0] = context[3, C - 1]  # a masked slot's id unless example 3 is full
-        elif architecture == "skipgram":
-            neg[0, 0, 0] = context[0, 0]
-            neg[2, 0, 1] = context[2, 0]
-        else:
-            neg[0, 0] = center[0]
-            neg[2, 1] = center[2]
-        batch["negatives"] = neg
-    elif output == "hierarchical":
-        counts = np.sort(rng.zipf(1.5, V).astype(np.int64))[::-1]
-        tree = build_huffman(counts)
-        per_context = architecture == "skipgram" and skipgram_input == "center"
-        batch.update(path_fields(tree, context if per_context else center))
-    batch = {k: np.asarray(v) for k, v in batch.items()}
-    assert set(batch) == set(output_fields(architecture, output))
-    return params, batch
+    consts = layer.prepare(toy_vocab(V, seed), model)
+    batch = dict(
+        complete(jax.random.PRNGKey(seed), jax.tree.map(jnp.asarray, batch), consts, model)
+    )
+    if "negatives" in batch:
+        batch["negatives"] = _plant(np.array(batch["negatives"]), model, batch)
+    batch = jax.tree.map(jnp.asarray, batch)
+    return jax.tree.map(jnp.asarray, params), batch, consts
+
+
+def _plant(neg: np.ndarray, model: ModelSpec, batch: dict) -> np.ndarray:
+    """Negatives equal to their pair's output word (skipped), and one equal to an input."""
+    targets = np.asarray(model.side.targets(batch)[0])
+    T = targets.shape[1]
+    if neg.ndim == 2:  # shared by the example's pairs
+        neg[0, 0] = targets[0, 0]  # with T > 1: = targets[0, 1], skipped in two pairs
+        neg[2, 1] = targets[2, T - 1]
+        neg[1, 2 % neg.shape[1]] = int(batch["context"][1, 0])  # an input word: kept
+    else:  # (B, H, T, K): one set per pair
+        neg[0, 0, 0, 0] = targets[0, 0]
+        neg[2, 0, T - 1, 1 % neg.shape[3]] = targets[2, T - 1]
+    return neg
 
 
 def max_errors(got: dict, want: dict) -> tuple[float, float]:
@@ -124,39 +104,53 @@ def max_errors(got: dict, want: dict) -> tuple[float, float]:
     return abs_err, rel_err
 
 
-def check(
-    architecture: str,
-    output: str,
-    cbow_mean: bool = True,
-    cbow_update: str = "paper",
-    skipgram_input: str = "center",
-    **problem: Any,
-) -> dict:
-    """Compare the explicit rule with autodiff in float64; one result record (with
-    ``"shared_negatives": true`` and ``"skipgram_input": "context"`` when those variants
-    of the record were checked)."""
+def check(model: ModelSpec, **problem: Any) -> dict:
+    """Rule against autodiff and against the pairwise rule, in float64: one record."""
     with jax.enable_x64(True):
-        params, batch = random_problem(
-            architecture, output, skipgram_input=skipgram_input, **problem
-        )
-        params = jax.tree.map(jnp.asarray, params)
-        batch = jax.tree.map(jnp.asarray, batch)
-        static = (2, 3, 4, 5, 6)
-        loss = jax.jit(batch_loss, static_argnums=static)
-        auto = jax.jit(jax.grad(batch_loss), static_argnums=static)
-        rule = jax.jit(explicit_grads, static_argnums=static)
-        value = jax.jit(value_and_rule, static_argnums=static)
-        args = (params, batch, architecture, output, cbow_mean, cbow_update, skipgram_input)
+        params, batch, consts = random_problem(model, **problem)
+        loss = jax.jit(batch_loss, static_argnums=2)
+        auto = jax.jit(jax.grad(batch_loss), static_argnums=2)
+        rule = jax.jit(explicit_grads, static_argnums=(2, 4))
+        value = jax.jit(value_and_rule, static_argnums=2)
+        args = (params, batch, model, consts)
         want, got = auto(*args), rule(*args)
         abs_err, rel_err = max_errors(got, want)
+        _, pair_err = max_errors(got, rule(*args, True))
         E, E_rule = float(loss(*args)), float(value(*args)[0])
         loss_err = abs(E - E_rule) / max(abs(E), 1e-300)
-    ok = rel_err <= TOLERANCE and loss_err <= TOLERANCE and bool(np.isfinite(E))
-    record = {"model": architecture, "output": output}
-    if architecture == "cbow" and cbow_update != "paper":
-        record["cbow_update"] = cbow_update
-    if architecture == "skipgram" and skipgram_input != "center":
-        record["skipgram_input"] = skipgram_input
-    if problem.get("shared_negatives") and architecture == "skipgram" and output == "negative":
+    ok = max(rel_err, pair_err, loss_err) <= TOLERANCE and bool(np.isfinite(E))
+    record = {"model": model.input, "output": model.output}
+    if model.shared_negatives and "negatives" in model.layer.scopes(model):
         record["shared_negatives"] = True
-    return {**record, "max_abs_err": abs_err, "max_rel_err": rel_err, "loss": E, "ok": ok}
+    if model.input == "cbow" and model.cbow_update != "paper":
+        record["cbow_update"] = model.cbow_update
+    if model.input == "cbow" and not model.cbow_mean:
+        record["cbow_mean"] = False
+    return {
+        **record,
+        "max_abs_err": abs_err,
+        "max_rel_err": rel_err,
+        "pairwise_rel_err": pair_err,
+        "loss": E,
+        "ok": ok,
+    }
+
+
+def variants(inputs=None, outputs=None, all_variants: bool = False) -> list[ModelSpec]:
+    """The models ``sgjax gradcheck`` checks: every (input side, output layer) of the
+    registries (default: the paper's two architectures), plus with ``all_variants``
+    skip-gram in word2vec.c's orientation, shared negatives and CBOW's word2vec update."""
+    from sgjax.inputs import INPUTS
+    from sgjax.outputs import REGISTRY
+
+    inputs = list(inputs or (INPUTS if all_variants else ("skipgram", "cbow")))
+    out = []
+    for i in inputs:
+        for o in outputs or REGISTRY:
+            out.append(ModelSpec(input=i, output=o, negatives=4))
+            draws = "negatives" in ModelSpec(output=o).layer.scopes(ModelSpec(output=o))
+            if all_variants and draws and i != "cbow":
+                out.append(ModelSpec(input=i, output=o, negatives=4, shared_negatives=True))
+            if all_variants and i == "cbow":
+                out.append(ModelSpec(input=i, output=o, negatives=4, cbow_update="word2vec"))
+    return out

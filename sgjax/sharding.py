@@ -96,7 +96,7 @@ from sgjax.mesh import (
     state_shardings,
     unpad_state,
 )
-from sgjax.params import output_rows
+from sgjax.params import table_rows
 from sgjax.sparse import RowGrads
 from sgjax.train import StepSpec, TrainState, init_state, train_step
 
@@ -286,7 +286,7 @@ def plan_for(cfg: Config, vocab_size: int) -> Plan | None:
     device in one process (then nothing changes: the plain jitted step runs)."""
     if cfg.mesh.data * cfg.mesh.model == 1 and jax.process_count() == 1:
         return None
-    rows = {"W": vocab_size, "W_out": output_rows(vocab_size, str(cfg.model.output))}
+    rows = table_rows(vocab_size, str(cfg.model.output))
     m, n = cfg.mesh.model, jax.process_count()
     if str(cfg.model.output) == "softmax" and rows["W_out"] % m:
         raise ConfigError(

@@ -3,10 +3,10 @@
 ``train_step(state, batch, tables, spec) -> (state, metrics)`` is a module-level pure
 function. ``batch`` holds ``S = train.steps_per_call`` host batches stacked on a leading
 axis; one compiled call runs them with ``jax.lax.scan``, so the host dispatches once per S
-steps. The output-layer fields of the examples are added on the device
-(:func:`sgjax.pipeline.complete_batch`): the negatives of all S steps (drawn from
-``counts^ns_exponent`` with ``fold_in(state.key, step)``, so they do not depend on S) in one
-batched draw before the scan, Huffman paths inside each step. The gradient is the paper's
+steps. The output layer's fields of the examples are added on the device
+(:func:`sgjax.model.complete`): random ones (negatives, drawn with ``fold_in(state.key,
+step)``, so they do not depend on S) for all S steps in one batched draw before the scan,
+the others (Huffman paths) inside each step. The gradient is the paper's
 explicit rule (:func:`sgjax.rules.value_and_rule`, row-sparse) or ``jax.grad`` of the loss
 (dense), as ``train.gradients`` says, and the optax optimizer (:mod:`sgjax.optim`) applies
 it. The state is donated, so the tables are updated in place. For large batches the row
@@ -38,9 +38,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgjax.losses import batch_loss
+from sgjax.model import ModelSpec, complete, window_bucket_slices
 from sgjax.optim import apply_updates
 from sgjax.params import Params, init_params
-from sgjax.pipeline import complete_batch, window_bucket_slices
 from sgjax.rules import damp_rows, value_and_rule
 from sgjax.sparse import RowGrads, row_totals
 
@@ -79,17 +79,12 @@ class TrainState:
 
 @dataclasses.dataclass(frozen=True)
 class StepSpec:
-    """The static (compile-time) description of a step. Hashable: it is a jit static arg."""
+    """The static (compile-time) description of a step: the model and the training flags.
+    Hashable: it is a jit static arg."""
 
-    architecture: str
-    output: str
-    negatives: int
-    cbow_mean: bool
-    gradients: str  # explicit | autodiff
+    model: ModelSpec  # input side x output layer and their options
     optimizer: Any  # sgjax.optim.SparseOptimizer (init, update, learning_rate)
-    shared_negatives: bool = False  # skip-gram NS: one negative set per centre (B, K)
-    cbow_update: str = "paper"  # paper | word2vec (CBOW input rows get EH / C or EH)
-    skipgram_input: str = "center"  # center (the paper) | context (word2vec.c's orientation)
+    gradients: str = "explicit"  # explicit (the rules) | autodiff (jax.grad of the loss)
     batch_parts: int = 1  # explicit rule computed on this many independent slices of a batch
     row_update_cap: int = 0  # > 0: a row moves by at most this many entries' worth a step
     # scale each row's summed update to sequential SGD's displacement (sgjax.rules.damp_rows)
@@ -120,25 +115,23 @@ def init_state(
     )
 
 
-def _grads(params: Params, ex: dict, spec: StepSpec, lr: jax.Array | None = None):
+def _grads(params: Params, ex: dict, tables: dict, spec: StepSpec, lr: jax.Array | None = None):
     """E and the gradient pytree of a batch; with ``spec.row_damping`` the row updates are
     damped (:func:`sgjax.rules.damp_rows`) for the learning rate ``lr`` of this step."""
-    args = (spec.architecture, spec.output, spec.cbow_mean, spec.cbow_update)
-    args = (*args, spec.skipgram_input)
     if spec.gradients != "explicit":
-        return jax.value_and_grad(batch_loss)(params, ex, *args)
+        return jax.value_and_grad(batch_loss)(params, ex, spec.model, tables)
     if spec.row_damping:
-        E, grads, curv = _rule_parts(params, ex, spec, (*args, True))
+        E, grads, curv = _rule_parts(params, ex, spec, (spec.model, tables, True))
         rows = {k: v.shape[0] for k, v in params.items()}
         return E, damp_rows(grads, curv, rows, lr)
-    return _rule_parts(params, ex, spec, args)
+    return _rule_parts(params, ex, spec, (spec.model, tables))
 
 
 def _rule_parts(params: Params, ex: dict, spec: StepSpec, args: tuple):
     """The explicit rule on the whole batch, or on its parts (window groups, batch_parts)
     with their row entries side by side."""
     if spec.window_buckets:  # each window group on its own slots: no padded slot computed
-        pieces = window_bucket_slices(ex, spec.window_buckets)
+        pieces = window_bucket_slices(ex, spec.window_buckets, spec.model)
     elif spec.batch_parts > 1:
         # the rule of each part of the batch as its own computation (independent: XLA's
         # CPU runtime runs them concurrently on its threads)
@@ -194,42 +187,28 @@ def _join(grads: list) -> Any:
 _EXAMPLE = ("center", "context", "mask")
 
 
-def _complete(key: jax.Array, batch: dict, tables: dict, spec: StepSpec) -> dict:
-    return complete_batch(
-        key,
-        {k: batch[k] for k in _EXAMPLE},
-        output=spec.output,
-        negatives=spec.negatives,
-        table=tables.get("noise"),
-        tree_arrays=tables.get("tree"),
-        architecture=spec.architecture,
-        shared_negatives=spec.shared_negatives,
-        skipgram_input=spec.skipgram_input,
-    )
-
-
-def _draw_negatives(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -> jax.Array:
-    """The negatives of all S steps of a call, drawn at once before the scan: step number t
-    (``state.step`` counts them) draws with ``fold_in(state.key, t)``, so the draws depend on
-    the seed and the step only, not on ``train.steps_per_call``. (One batched draw per call:
-    XLA's CPU backend runs threefry as a loop of small kernels, a per-step cost that a small
-    batch would feel.) Inactive steps sit at the end of a call and draw unused numbers."""
+def _draw_fields(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -> dict:
+    """The random fields (negatives) of all S steps of a call, drawn at once before the
+    scan: step number t (``state.step`` counts them) draws with ``fold_in(state.key, t)``, so
+    the draws depend on the seed and the step only, not on ``train.steps_per_call``. (One
+    batched draw per call: XLA's CPU backend runs threefry as a loop of small kernels, a
+    per-step cost that a small batch would feel.) Inactive steps draw unused numbers."""
     S = batch["active"].shape[0]
     steps = state.step + jnp.arange(S, dtype=state.step.dtype)
     keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(state.key, steps)
-    drawn = jax.vmap(lambda k, b: _complete(k, b, tables, spec))(
-        keys, {k: batch[k] for k in _EXAMPLE}
-    )
-    return drawn["negatives"]
+    example = {k: batch[k] for k in _EXAMPLE}
+    drawn = jax.vmap(lambda k, b: complete(k, b, tables, spec.model))(keys, example)
+    return {k: v for k, v in drawn.items() if k not in example}
 
 
 def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
-    if "negatives" in batch:  # drawn for the whole call by train_step
-        ex = {k: batch[k] for k in (*_EXAMPLE, "negatives")}
+    ex = {k: batch[k] for k in _EXAMPLE}
+    if spec.model.layer.draws:  # drawn for the whole call by train_step
+        ex.update({k: batch[k] for k in spec.model.layer.scopes(spec.model)})
     else:  # Huffman paths (no randomness) or nothing (full softmax)
-        ex = _complete(state.key, batch, tables, spec)
+        ex = complete(state.key, ex, tables, spec.model)
     lr = spec.optimizer.learning_rate(state.step) if spec.row_damping else None
-    E, grads = _grads(state.params, ex, spec, lr)
+    E, grads = _grads(state.params, ex, tables, spec, lr)
     grads = cap_row_updates(grads, state.params, spec.row_update_cap)
     updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
     params = apply_updates(state.params, updates)
@@ -240,10 +219,9 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
         batch_in_epoch=state.batch_in_epoch + 1,
         words=state.words + batch["words"].astype(jnp.int32),
     )
-    if spec.architecture == "skipgram":
-        terms = batch["mask"].sum()  # (centre, context) pairs
-    else:
-        terms = batch["mask"].any(1).sum()  # targets with a context
+    side = spec.model.side  # (hidden, output word) pairs: the output predictions made
+    _, hmask = side.hidden(state.params["W"], ex, spec.model)
+    terms = (hmask[:, :, None] & side.targets(ex)[1][:, None, :]).sum()
     return new, (E.astype(jnp.float32), terms.astype(jnp.float32))
 
 
@@ -262,8 +240,8 @@ def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     non-finite after the call, so a bad update is caught before it is checkpointed).
     """
 
-    if spec.output == "negative":
-        batch = {**batch, "negatives": _draw_negatives(state, batch, tables, spec)}
+    if spec.model.layer.draws:
+        batch = {**batch, **_draw_fields(state, batch, tables, spec)}
 
     def body(st, b):
         return jax.lax.cond(

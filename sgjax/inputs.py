@@ -1,0 +1,187 @@
+"""Input sides: the paper's input -> hidden half, as records of pure functions.
+
+An input side turns a batch's ``center`` (B,), ``context`` (B, C) and ``mask`` (B, C)
+into H hidden vectors per example, ``h_BxHxN``, and T output words, ``targets_BxT``; every
+hidden vector of an example predicts every output word of it (H x T pairs, see
+:mod:`sgjax.outputs.base`). From the output layer's EH = dE/dh it gives the rows of W.
+
+- ``skipgram``: the paper's skip-gram, h = v_{w_I} of the centre predicts each of its C
+  context words (H = 1, T = C); dE/dv_{w_I} = EH.
+- ``skipgram_context``: word2vec.c's and gensim's orientation, each context word's
+  h_c = v_{w_I,c} predicts the centre (H = C, T = 1); dE/dv_{w_I,c} = EH_c. The same
+  pairs trained the other way round: equal in expectation.
+- ``cbow``: h = (1/C) sum_c v_{w_I,c} (``model.cbow_mean``; else the sum) predicts the
+  centre (H = T = 1). ``model.cbow_update``: ``paper`` gives each context word the true
+  gradient EH / C; ``word2vec`` the whole EH, as word2vec.c and gensim do: the gradient of
+  the same E with a straight-through h (value: the mean; derivative w.r.t. each v_c: 1).
+
+``INPUTS`` maps names to sides; :func:`register_input` adds one.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from sgjax.sparse import RowGrads
+
+#: CBOW input updates: the paper's EH / C, or word2vec.c's EH.
+CBOW_UPDATES = ("paper", "word2vec")
+#: Skip-gram's input word: the paper's centre (``skipgram``) or each context word
+#: (``skipgram_context``).
+SKIPGRAM_INPUTS = ("center", "context")
+
+
+class InputSide(NamedTuple):
+    """An input side, as pure functions. ``model`` is a :class:`sgjax.model.ModelSpec`.
+
+    - ``layout(C) -> (H, T)``: hidden vectors and output words per example (static).
+    - ``hidden(W, batch, model) -> (h_BxHxN, hmask_BxH bool)``.
+    - ``targets(batch) -> (targets_BxT, tmask_BxT bool)``.
+    - ``input_rows(EH_BxHxN, batch, model, V) -> RowGrads``: dE/dW; padding entries
+      carry the out-of-range index V.
+    - ``input_curvature(k_h_BxH) -> (M,)``: the curvature of each ``input_rows`` entry
+      along its row (row damping), or None where not defined.
+    - ``context_axis``: which of ``"hidden"``, ``"target"`` runs over the context slots
+      (None: neither), so a batch can be cut by window (``train.window_buckets``).
+    """
+
+    layout: Callable[[int], tuple[int, int]]
+    hidden: Callable[..., tuple[jax.Array, jax.Array]]
+    targets: Callable[[dict], tuple[jax.Array, jax.Array]]
+    input_rows: Callable[..., RowGrads]
+    input_curvature: Callable[[jax.Array], jax.Array] | None
+    context_axis: str | None
+
+
+def _rows(index: jax.Array, value: jax.Array) -> RowGrads:
+    return RowGrads(index.reshape(-1).astype(jnp.int32), value.reshape(-1, value.shape[-1]))
+
+
+# --------------------------------------------------------------------------------------------
+# skip-gram, the paper's orientation
+
+
+def _sg_hidden(W, batch, model):
+    """h = v_{w_I}: (B, 1, N); an example without context words is padding."""
+    return W[batch["center"]][:, None, :], batch["mask"].any(1)[:, None]
+
+
+def _sg_rows(EH_BxHxN, batch, model, V):
+    """dE/dv_{w_I} = EH, one entry per example."""
+    index = jnp.where(batch["mask"].any(1), batch["center"], V)
+    return _rows(index, EH_BxHxN[:, 0])
+
+
+SKIPGRAM = InputSide(
+    layout=lambda C: (1, C),
+    hidden=_sg_hidden,
+    targets=lambda batch: (batch["context"], batch["mask"].astype(bool)),
+    input_rows=_sg_rows,
+    input_curvature=lambda k_h: k_h[:, 0],
+    context_axis="target",
+)
+
+# --------------------------------------------------------------------------------------------
+# skip-gram, word2vec.c's orientation
+
+
+def _centre_target(batch):
+    center = batch["center"]
+    return center[:, None], jnp.ones(center.shape + (1,), bool)
+
+
+SKIPGRAM_CONTEXT = InputSide(
+    layout=lambda C: (C, 1),
+    hidden=lambda W, batch, model: (W[batch["context"]], batch["mask"].astype(bool)),
+    targets=_centre_target,
+    input_rows=lambda EH, batch, model, V: _rows(jnp.where(batch["mask"], batch["context"], V), EH),
+    input_curvature=lambda k_h: k_h.reshape(-1),
+    context_axis="hidden",
+)
+
+# --------------------------------------------------------------------------------------------
+# CBOW
+
+
+def cbow_hidden(W, context_BxC, mask_BxC, mean: bool = True, update: str = "paper"):
+    """h = (1/C) sum_c v_{w_I,c} over the real context words (B, N), and C (B,). With
+    ``mean=False`` the sum; with ``update="word2vec"`` the straight-through h (above)."""
+    m = mask_BxC.astype(W.dtype)
+    s = jnp.einsum("bc,bcn->bn", m, W[context_BxC])
+    C = m.sum(1)
+    if not mean:
+        return s, C
+    inv = 1.0 / jnp.maximum(C, 1.0)[:, None]
+    h = s * inv
+    if update == "word2vec":
+        h = h + (s - jax.lax.stop_gradient(s)) * (1.0 - inv)
+    return h, C
+
+
+def _cbow_hidden(W, batch, model):
+    h, C = cbow_hidden(W, batch["context"], batch["mask"], model.cbow_mean, model.cbow_update)
+    return h[:, None, :], (C > 0)[:, None]
+
+
+def _cbow_rows(EH_BxHxN, batch, model, V):
+    """dE/dv_{w_I,c} = EH / C (``paper``, mean) or EH, per real context slot."""
+    m = batch["mask"].astype(EH_BxHxN.dtype)
+    if model.cbow_mean and model.cbow_update == "paper":
+        m = m / jnp.maximum(m.sum(1), 1.0)[:, None]
+    rows = m[..., None] * EH_BxHxN[:, :1, :]
+    return _rows(jnp.where(batch["mask"], batch["context"], V), rows)
+
+
+CBOW = InputSide(
+    layout=lambda C: (1, 1),
+    hidden=_cbow_hidden,
+    targets=_centre_target,
+    input_rows=_cbow_rows,
+    input_curvature=None,
+    context_axis=None,
+)
+
+INPUTS: dict[str, InputSide] = {
+    "skipgram": SKIPGRAM,
+    "skipgram_context": SKIPGRAM_CONTEXT,
+    "cbow": CBOW,
+}
+
+
+def register_input(name: str, side: InputSide) -> InputSide:
+    """Add ``side`` to :data:`INPUTS` under ``name``."""
+    if not isinstance(side, InputSide):
+        raise TypeError(f"register_input({name!r}, ...): expected an InputSide")
+    INPUTS[name] = side
+    return side
+
+
+def lookup_input(name: str) -> InputSide:
+    """The side registered as ``name`` or at the dotted path ``name``."""
+    if name in INPUTS:
+        return INPUTS[name]
+    if "." in name:
+        module, _, attr = name.rpartition(".")
+        try:
+            side: Any = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"input side {name!r} cannot be imported: {e}") from None
+        if isinstance(side, InputSide):
+            return side
+    raise ValueError(f"unknown input side {name!r}; valid: {', '.join(INPUTS)}")
+
+
+def side_name(architecture: str, skipgram_input: str = "center") -> str:
+    """The input side of the config's ``model.architecture`` and ``model.skipgram_input``."""
+    if skipgram_input not in SKIPGRAM_INPUTS:
+        raise ValueError(
+            f"unknown skipgram_input {skipgram_input!r}; valid: {', '.join(SKIPGRAM_INPUTS)}"
+        )
+    if architecture == "skipgram" and skipgram_input == "context":
+        return "skipgram_context"
+    return architecture
