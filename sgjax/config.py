@@ -5,7 +5,9 @@ The schema is a tree of frozen dataclasses (:class:`Config` with sections ``mode
 (``OmegaConf.structured`` + merge of the YAML file + ``--set`` items), so unknown keys, wrong
 types and bad enumeration values are caught by the schema; :func:`load_config` then checks
 ranges and cross-field rules. Every problem raises :class:`ConfigError` naming the dotted key
-and where it was set (``FILE:LINE`` or ``--set ITEM``), listing the valid choices.
+and where it was set (``FILE:LINE`` or ``--set ITEM``), listing the valid choices. This module
+holds the schema, its checks and the public API; the loading internals are in
+:mod:`sgjax.config_load`, the optimizer names' resolution in :mod:`sgjax.config_optax`.
 
 Defaults are word2vec.c's skip-gram negative-sampling recipe (PAPER.md, last section):
 ``dim 100, window 5, negatives 5, sample 1e-3, min_count 5, epochs 5``, SGD with learning
@@ -38,7 +40,6 @@ paths are kept as written (relative to the working directory). Enumerated fields
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import math
 import os
@@ -47,9 +48,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-import yaml
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 
 
 class ConfigError(ValueError):
@@ -239,34 +238,9 @@ class Config:
 
 def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> Config:
     """Defaults, then the YAML file at ``path`` (None: none), then ``key=value`` overrides."""
-    if path is None:
-        return _build({}, {}, "<defaults>", overrides)
-    path = os.fspath(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        if node is not None and not isinstance(node, yaml.MappingNode):
-            raise ConfigError(
-                f"{path}: the top level must be a mapping of sections ({', '.join(_SECTIONS)}), "
-                f"got a {node.id}"
-                + (f" {node.value!r}" if isinstance(node, yaml.ScalarNode) else "")
-            )
-        lines = _key_lines(node)
-        data = OmegaConf.create(text) if node is not None else OmegaConf.create({})
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
-        problem = getattr(e, "problem", None) or str(e)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
-    except OmegaConfBaseException as e:
-        raise ConfigError(f"{path}: {_first_line(e)}") from None
-    assert isinstance(data, DictConfig)
-    where = {k: f"{path}:{line}" for k, line in lines.items()}
-    return _build(data, where, path, overrides)
+    from sgjax.config_load import load_file
+
+    return _validate(*load_file(path, overrides))
 
 
 def config_from_dict(
@@ -275,7 +249,9 @@ def config_from_dict(
     """Like :func:`load_config` for an already parsed mapping (e.g. a checkpoint's config)."""
     if not isinstance(d, Mapping):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(d).__name__}")
-    return _build(dict(d), {}, source, overrides)
+    from sgjax.config_load import build
+
+    return _validate(*build(dict(d), {}, source, overrides))
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
@@ -321,155 +297,10 @@ def optax_optimizer_names() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-# --------------------------------------------------------------------------------------------
-# Loading internals.
-
-_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
-
-
-def _first_line(e: Exception) -> str:
-    msg = getattr(e, "msg", None) or str(e)
-    return str(msg).splitlines()[0] if str(msg) else type(e).__name__
-
-
-def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    """Dotted key -> 1-based line where it is written, from a composed YAML node tree."""
-    out: dict[str, int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = f"{prefix}{k.value}"
-            out[key] = k.start_mark.line + 1
-            out.update(_key_lines(v, key + "."))
-    return out
-
-
-def _schema_section(full_key: str) -> tuple[str, list[str]]:
-    """(parent dotted key, valid child names) for an unknown ``full_key``."""
-    parent = full_key.rpartition(".")[0]
-    node: Any = Config
-    for part in parent.split(".") if parent else ():
-        fields = {f.name: f for f in dataclasses.fields(node)}
-        factory = fields[part].default_factory if part in fields else None
-        if not (callable(factory) and dataclasses.is_dataclass(factory)):
-            return parent, []
-        node = factory
-    return parent, [f.name for f in dataclasses.fields(node)]
-
-
-def _explain(e: OmegaConfBaseException, where: str) -> ConfigError:
-    key = getattr(e, "full_key", None) or ""
-    msg = _first_line(e)
-    if type(e).__name__ in ("ConfigKeyError", "ConfigAttributeError") and "not in" in msg:
-        parent, valid = _schema_section(key)
-        name = key.split(".")[-1]
-        text = f"{where}: unknown key '{key}'"
-        if valid:
-            close = difflib.get_close_matches(name, valid, n=3)
-            hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-            text += f"{hint}; valid keys in '{parent or '<top level>'}': {', '.join(valid)}"
-        return ConfigError(text)
-    return ConfigError(f"{where}: {key}: {msg}" if key else f"{where}: {msg}")
-
-
-def _unlock(node: Any) -> None:
-    """Frozen dataclasses make read-only nodes; merging and overrides need them writable."""
-    if isinstance(node, DictConfig):
-        node._set_flag("readonly", None)
-        for k in node.keys():
-            _unlock(node._get_node(k))
-
-
-def _build(data: Any, where: dict[str, str], source: str, overrides: Sequence[str]) -> Config:
-    base = OmegaConf.structured(Config)
-    _unlock(base)
-    data = {k: v for k, v in data.items() if not (k in _SECTIONS and v is None)}  # "model:"
-    for k, v in data.items():
-        if k in _SECTIONS and not isinstance(v, Mapping | DictConfig):
-            keys = ", ".join(_schema_section(f"{k}.x")[1])
-            raise ConfigError(
-                f"{where.get(k, source)}: section '{k}' must be a mapping of keys ({keys}), "
-                f"got {type(v).__name__} {v!r}"
-            )
-    try:
-        merged = OmegaConf.merge(base, data)
-    except OmegaConfBaseException as e:
-        key = getattr(e, "full_key", None) or ""
-        raise _explain(e, where.get(key, source)) from None
-    where = dict(where)
-    for item in overrides:
-        if not isinstance(item, str) or "=" not in item:
-            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. model.dim=300")
-        key = item.split("=", 1)[0].strip()
-        if not key:
-            raise ConfigError(f"--set {item!r}: empty key")
-        try:
-            value = OmegaConf.select(OmegaConf.from_dotlist([item]), key)
-            # a section (model={dim: 3}) merges into its defaults; any other value, a
-            # dict such as optimizer.kwargs={} included, replaces what was there
-            target = OmegaConf.select(merged, key, default=None)
-            section = isinstance(target, DictConfig) and dataclasses.is_dataclass(
-                OmegaConf.get_type(target)
-            )
-            OmegaConf.update(merged, key, value, merge=section)
-        except OmegaConfBaseException as e:
-            raise _explain(e, f"--set {item}") from None
-        for k in list(where):  # the override replaces anything written below this key
-            if k == key or k.startswith(key + "."):
-                del where[k]
-        where[key] = f"--set {item}"
-    try:
-        cfg = OmegaConf.to_object(merged)
-    except OmegaConfBaseException as e:  # e.g. a failing ${interpolation}
-        key = getattr(e, "full_key", None) or ""
-        raise _explain(e, where.get(key, source)) from None
-    assert isinstance(cfg, Config)
-    return _validate(_normalise(cfg, where, source), where, source)
-
-
-def _origin(where: dict[str, str], source: str, key: str) -> str:
-    while key:
-        if key in where:
-            return where[key]
-        key = key.rpartition(".")[0]
-    return source
-
-
-def _normalise(cfg: Config, where: dict[str, str], source: str) -> Config:
-    def err(key: str, msg: str) -> ConfigError:
-        return ConfigError(f"{_origin(where, source, key)}: {key}: {msg}")
-
-    corpus = cfg.data.corpus
-    if corpus is not None:
-        paths = (corpus,) if isinstance(corpus, str) else corpus
-        if not isinstance(paths, list | tuple) or not paths:
-            raise err("data.corpus", f"expected a path, a list of paths or null, got {corpus!r}")
-        for p in paths:
-            if not isinstance(p, str) or not p:
-                raise err("data.corpus", f"every path must be a non-empty string, got {p!r}")
-        corpus = tuple(paths)
-
-    def eval_path(key: str, v: Any) -> str | bool | None:
-        if v is None or v is True:
-            return None
-        if v is False or (isinstance(v, str) and v):
-            return v
-        raise err(key, f"expected a path, null (shipped data) or false (skip), got {v!r}")
-
-    kwargs = cfg.optimizer.kwargs
-    return dataclasses.replace(
-        cfg,
-        data=dataclasses.replace(cfg.data, corpus=corpus),
-        optimizer=dataclasses.replace(cfg.optimizer, kwargs=dict(kwargs)),
-        eval=dataclasses.replace(
-            cfg.eval,
-            analogies=eval_path("eval.analogies", cfg.eval.analogies),
-            similarity=eval_path("eval.similarity", cfg.eval.similarity),
-        ),
-    )
-
-
 def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     """Range and cross-field checks; the schema has already checked types and enums."""
+    from sgjax.config_load import origin as _origin
+    from sgjax.config_optax import check_optimizer
 
     def check(ok: bool, key: str, msg: str) -> None:
         if not ok:
@@ -533,7 +364,7 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             "optimizer.warmup_fraction",
             "must be in [0, 1)",
         )
-    _check_optimizer(o, where, source)
+    check_optimizer(o, where, source)
 
     check(t.epochs >= 1, "train.epochs", "must be >= 1")
     check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
@@ -597,36 +428,3 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
         f"must be a multiple of mesh.data={cfg.mesh.data} (each data shard gets an equal slice)",
     )
     return cfg
-
-
-def _check_optimizer(o: OptimizerConfig, where: dict[str, str], source: str) -> None:
-    """optimizer.name is an optax optimizer; optimizer.kwargs are parameters of it."""
-    import inspect
-
-    import optax
-
-    names = list(optax_optimizer_names())
-    if o.name not in names:
-        close = difflib.get_close_matches(o.name, names, n=4, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}? " if close else ""
-        kind = "is not an optimizer" if hasattr(optax, o.name) else "is not in optax"
-        raise ConfigError(
-            f"{_origin(where, source, 'optimizer.name')}: optimizer.name={o.name!r} {kind} "
-            f"(optax {optax.__version__}); {hint}valid: {', '.join(names)}"
-        )
-    params = inspect.signature(getattr(optax, o.name)).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    valid = [p for p in params if p != "learning_rate"]
-    for k in o.kwargs:
-        key = f"optimizer.kwargs.{k}"
-        here = _origin(where, source, key)
-        if k == "learning_rate":
-            raise ConfigError(f"{here}: {key}: set optimizer.learning_rate instead")
-        if k not in params and not takes_any:
-            close = difflib.get_close_matches(k, valid, n=3)
-            hint = f"did you mean {', '.join(close)}? " if close else ""
-            raise ConfigError(
-                f"{here}: {key}: optax.{o.name} has no parameter {k!r}; {hint}"
-                f"valid: {', '.join(valid) or '(none)'} "
-                "(to drop kwargs from a recipe: --set optimizer.kwargs={})"
-            )
