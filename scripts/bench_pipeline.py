@@ -77,25 +77,21 @@ def time_epoch(encoded, vocab, args, epoch: int) -> tuple[float, int, int]:
 
 
 def time_negatives(vocab, args) -> float:
-    """Negatives per second drawn by the jitted complete_batch (B x 2w x K per batch)."""
+    """Negatives per second drawn by the jitted sgjax.model.complete (B x 2w x K per batch)."""
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    from sgjax.noise import noise_table  # noqa: PLC0415
-    from sgjax.pipeline import complete_batch  # noqa: PLC0415
+    from sgjax.model import ModelSpec, complete  # noqa: PLC0415
 
-    table = noise_table(vocab, 0.75)
+    model = ModelSpec(output="negative", negatives=args.negatives)
+    consts = model.layer.prepare(vocab, model)
     B, C = args.batch_size, 2 * args.window
     batch = {
         "center": jnp.zeros(B, jnp.int32),
         "context": jnp.zeros((B, C), jnp.int32),
         "mask": jnp.ones((B, C), bool),
     }
-    f = jax.jit(
-        lambda k: complete_batch(
-            k, batch, output="negative", negatives=args.negatives, table=table
-        )["negatives"]
-    )
+    f = jax.jit(lambda k: complete(k, batch, consts, model)["negatives"])
     f(jax.random.PRNGKey(0)).block_until_ready()
     reps = 50
     t = time.perf_counter()

@@ -39,10 +39,9 @@ import numpy as np
 from sgjax.batches import epoch_batches
 from sgjax.config import load_config
 from sgjax.encode import EncodedCorpus
-from sgjax.noise import noise_table
-from sgjax.optim import build_optimizer
+from sgjax.model import ModelSpec, complete
+from sgjax.optim import apply_updates, build_optimizer
 from sgjax.params import init_params
-from sgjax.pipeline import complete_batch
 from sgjax.rules import value_and_rule
 from sgjax.vocab import noise_distribution, vocab_from_counts
 
@@ -102,7 +101,8 @@ def simulate(
     encoded = EncodedCorpus.from_sentences(
         [[vocab.index[w] for w in s] for s in sentences], vocab_size=len(vocab)
     )
-    table = noise_table(vocab, 0.75)
+    model = ModelSpec(input="skipgram", output="negative", negatives=negatives)
+    consts = model.layer.prepare(vocab, model)
     cfg = load_config(
         None, ["optimizer.name=sgd", f"optimizer.learning_rate={lr}", "optimizer.schedule=constant"]
     )
@@ -113,9 +113,10 @@ def simulate(
 
     @jax.jit
     def step(params, opt_state, batch, key):
-        ex = complete_batch(key, batch, output="negative", negatives=negatives, table=table)
-        E, grads = value_and_rule(params, ex, "skipgram", "negative")
-        params, opt_state = opt.update(grads, opt_state, params)
+        ex = complete(key, batch, consts, model)
+        E, grads = value_and_rule(params, ex, model, consts)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        params = apply_updates(params, updates)
         return params, opt_state, E, ex["negatives"]
 
     def batches():
@@ -124,7 +125,6 @@ def simulate(
             yield from epoch_batches(
                 encoded,
                 vocab,
-                architecture="skipgram",
                 window=window,
                 sample=0.0,
                 batch_size=batch_size,
@@ -141,10 +141,10 @@ def simulate(
     for _, batch in zip(range(steps), batches(), strict=False):
         key, sub = jax.random.split(key)
         b = {k: jnp.asarray(batch[k]) for k in ("center", "context", "mask")}
-        params, opt_state, E, negs = step(params, opt_state, b, sub)
+        params, opt_state, E, negs = step(params, opt_state, b, sub)  # negs: (B, H=1, C, K)
         mine = batch["center"] == wid
         np.add.at(ctx_count, batch["context"][mine][batch["mask"][mine]], 1)
-        neg_seen.update(np.asarray(negs)[mine][batch["mask"][mine]].ravel().tolist())
+        neg_seen.update(np.asarray(negs)[:, 0][mine][batch["mask"][mine]].ravel().tolist())
         v_w.append(np.asarray(params["W"][wid]))
         w_out.append(np.asarray(params["W_out"]))
         losses.append(float(E))

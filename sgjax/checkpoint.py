@@ -221,7 +221,7 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndar
     """
     import orbax.checkpoint as ocp
 
-    from sgjax.params import output_rows
+    from sgjax.params import table_rows
 
     run = Path(run_dir)
     if not run.is_dir():
@@ -255,7 +255,7 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndar
     V = len(vocab)
     rows = {"W": V}
     if (run / "config.yaml").is_file():
-        rows["W_out"] = output_rows(V, str(load_config(run / "config.yaml").model.output))
+        rows = table_rows(V, str(load_config(run / "config.yaml").model.output))
     for k, n in rows.items():
         x = params.get(k)
         if x is None or x.ndim != 2 or x.shape[0] < n or np.any(x[n:]):
