@@ -96,6 +96,7 @@ from sgjax.mesh import (
     state_shardings,
     unpad_state,
 )
+from sgjax.outputs import lookup
 from sgjax.params import table_rows
 from sgjax.sparse import RowGrads
 from sgjax.train import StepSpec, TrainState, init_state, train_step
@@ -288,11 +289,14 @@ def plan_for(cfg: Config, vocab_size: int) -> Plan | None:
         return None
     rows = table_rows(vocab_size, str(cfg.model.output))
     m, n = cfg.mesh.model, jax.process_count()
-    if str(cfg.model.output) == "softmax" and rows["W_out"] % m:
+    layer = lookup(str(cfg.model.output))
+    uneven = {k: r for k, r in layer.tables(vocab_size).items() if r % m}
+    if layer.dense and uneven:
         raise ConfigError(
-            f"mesh.model={m}: model.output=softmax needs the vocabulary size "
-            f"({rows['W_out']}) to divide by mesh.model (padding rows would join the "
-            "softmax); use mesh.model=1 or a divisor, or hierarchical/negative output"
+            f"mesh.model={m}: model.output={cfg.model.output} needs the vocabulary size "
+            f"({', '.join(map(str, uneven.values()))} rows) to divide by mesh.model (padding "
+            "rows would join the softmax's normaliser); use mesh.model=1 or a divisor, or an "
+            "output layer that reads only its sampled or path rows"
         )
     if cfg.train.batch_size % cfg.mesh.data or cfg.train.batch_size % n:
         raise ConfigError(

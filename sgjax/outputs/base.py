@@ -71,6 +71,7 @@ class OutputLayer(NamedTuple):
     rule: Callable[..., OutputRule]
     draws: bool = False
     curvature: bool = False  # the rule can return row curvatures (row damping)
+    dense: bool = False  # E reads every row of its tables (a normaliser): no padding rows
 
 
 REGISTRY: dict[str, OutputLayer] = {}

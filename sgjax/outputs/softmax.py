@@ -53,5 +53,6 @@ LAYER = register(
         scopes=lambda model: {},
         loss=loss,
         rule=rule,
+        dense=True,
     ),
 )
