@@ -12,7 +12,7 @@ epochs of skip-gram examples with the defaults (min_count 5, sample 1e-3, window
 - ``examples_per_s`` (centre words with their contexts per second) and
   ``corpus_tokens_per_s`` (encoded tokens consumed per second), example generation only,
   median over ``--epochs`` epochs;
-- ``negatives_per_s``: negatives drawn by the jitted :func:`sgjax.pipeline.complete_batch`;
+- ``negatives_per_s``: negatives drawn by the jitted :func:`sgjax.model.complete`;
 - ``peak_rss_mb``: the process's peak resident memory (``peak_rss_mb_jax_imported``,
   ``..._after_vocab``, ``..._after_encode``: the same peak at those points).
 

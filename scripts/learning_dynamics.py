@@ -1,7 +1,7 @@
 """Learning dynamics of skip-gram with negative sampling, update by update (PAPER.md).
 
 Trains on a tiny two-topic toy corpus (pets and finance) with plain SGD through the public
-API (sgjax.vocab, sgjax.encode, sgjax.batches, sgjax.noise, sgjax.pipeline, sgjax.params,
+API (sgjax.vocab, sgjax.encode, sgjax.batches, sgjax.noise, sgjax.model, sgjax.params,
 sgjax.rules, sgjax.optim), records the input vector v_w of one word and the output
 vectors v'_j of every word after each update,
 and draws a grid of panels at a few moments of training: v_w (an arrow from the origin) and

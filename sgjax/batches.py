@@ -8,7 +8,7 @@ kept tokens within b positions in the same sentence (a line, or a ``max_line_tok
 of it); centres without any context are dropped. Batches have one fixed shape; the last is
 padded (``mask`` all False, ``center`` 0), never dropped. The output layer's fields
 (negatives, Huffman paths) are added later, on the device
-(:func:`sgjax.pipeline.complete_batch`).
+(:func:`sgjax.model.complete`).
 
 Record of a batch (``C = 2 * window``): ``center`` (B,) int32, ``context`` (B, C) int32
 (masked slots hold 0), ``mask`` (B, C) bool, and ``words`` () int32: the corpus words
