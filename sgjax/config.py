@@ -29,6 +29,15 @@ step); it equals ``dense`` for plain SGD and Adagrad. ``dense`` is optax exactly
 tables (every row's state moves every step), O(V x N) per step. Optimizers that are not
 element-wise (lamb, lars, adafactor, ...) need ``dense``. Details in :mod:`sgjax.optim`.
 
+``optimizer.chain``: optax transforms applied to the gradients before the optimizer, built as
+``optax.chain(*chain, optimizer)``. Each entry is a one-key mapping ``{name: {kwarg: value}}``
+or a bare ``name`` (no kwargs), e.g. ``chain: [clip_by_global_norm: {max_norm: 1.0}]`` or
+``--set 'optimizer.chain=[add_decayed_weights: {weight_decay: 1.0e-4}]'``; it is normalised to
+a list of ``{name: kwargs}``. Names, here and in ``optimizer.name``, are optax attributes or
+dotted paths ``package.module.callable`` (imported when the config loads, so a config file is
+trusted like code); :mod:`sgjax.config_optax` resolves them and checks the kwargs. Lazy mode
+refuses a transform that is not element-wise (``clip_by_global_norm``: use ``dense``).
+
 Resolved values: ``data.corpus`` becomes ``None`` or a tuple of paths (a single string is a
 one-path tuple); ``eval.analogies`` / ``eval.similarity`` are ``None`` (the shipped data),
 ``False`` (disabled) or a path string (``true`` in a file means the shipped data). Relative
@@ -154,13 +163,18 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    name: str = "sgd"  # any optax optimizer taking learning_rate: sgd, adam, adagrad, ...
+    # an optax optimizer taking learning_rate (sgd, adam, adagrad, ...) or a dotted path
+    # package.module.callable returning an optax GradientTransformation (sgjax.config_optax)
+    name: str = "sgd"
     learning_rate: float = 0.025  # eta (word2vec: 0.025 skip-gram, 0.05 CBOW)
     schedule: Schedule = Schedule.linear  # constant|linear|cosine|exponential|warmup_*
     end_learning_rate: float | None = None  # null = 1e-4 * learning_rate (word2vec.c)
     warmup_fraction: float | None = None  # warmup_* schedules only; null = 0.05
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra optax constructor arguments
     sparse: Sparse = Sparse.lazy  # lazy: O(rows touched) per step; dense: exact optax
+    # optax transforms applied to the gradients before the optimizer, in order: each entry
+    # {name: {kwarg: value, ...}} or a bare name (optax names or dotted paths, as for name)
+    chain: list[Any] = field(default_factory=list)
 
     @property
     def end_lr(self) -> float:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -67,12 +67,18 @@ def _first_line(e: Exception) -> str:
 
 
 def _key_lines(node: yaml.Node | None, prefix: str = "") -> dict[str, int]:
-    """Dotted key -> 1-based line where it is written, from a composed YAML node tree."""
+    """Dotted key -> 1-based line where it is written, from a composed YAML node tree; list
+    items are ``key[i]`` (``optimizer.chain[0]``, ``optimizer.chain[0].clip.max_delta``)."""
     out: dict[str, int] = {}
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = f"{prefix}{k.value}"
             out[key] = k.start_mark.line + 1
+            out.update(_key_lines(v, key + "."))
+    elif isinstance(node, yaml.SequenceNode) and prefix:
+        for i, v in enumerate(node.value):
+            key = f"{prefix[:-1]}[{i}]"
+            out[key] = v.start_mark.line + 1
             out.update(_key_lines(v, key + "."))
     return out
 
@@ -153,7 +159,7 @@ def build(
         except OmegaConfBaseException as e:
             raise _explain(e, f"--set {item}") from None
         for k in list(where):  # the override replaces anything written below this key
-            if k == key or k.startswith(key + "."):
+            if k == key or k.startswith((key + ".", key + "[")):
                 del where[k]
         where[key] = f"--set {item}"
     try:
@@ -170,7 +176,7 @@ def origin(where: dict[str, str], source: str, key: str) -> str:
     while key:
         if key in where:
             return where[key]
-        key = key.rpartition(".")[0]
+        key = key[: key.rindex("[")] if key.endswith("]") else key.rpartition(".")[0]
     return source
 
 
@@ -195,14 +201,43 @@ def _normalise(cfg: Config, where: dict[str, str], source: str) -> Config:
             return v
         raise err(key, f"expected a path, null (shipped data) or false (skip), got {v!r}")
 
-    kwargs = cfg.optimizer.kwargs
+    o = cfg.optimizer
     return dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, corpus=corpus),
-        optimizer=dataclasses.replace(cfg.optimizer, kwargs=dict(kwargs)),
+        optimizer=dataclasses.replace(o, kwargs=dict(o.kwargs), chain=_chain(o.chain, err)),
         eval=dataclasses.replace(
             cfg.eval,
             analogies=eval_path("eval.analogies", cfg.eval.analogies),
             similarity=eval_path("eval.similarity", cfg.eval.similarity),
         ),
     )
+
+
+def _chain(chain: Any, err: Callable[[str, str], ConfigError]) -> list[dict[str, dict]]:
+    """``optimizer.chain`` as a list of one-key mappings ``{name: kwargs}`` (a bare name gets
+    no kwargs); names and kwargs are checked against the callables by sgjax.config_optax."""
+    syntax = "{NAME: {KWARG: VALUE, ...}} or a bare NAME, e.g. clip_by_global_norm: {max_norm: 1}"
+    if chain is None:
+        return []
+    if not isinstance(chain, list | tuple):
+        raise err("optimizer.chain", f"expected a list of transforms, each {syntax}; got {chain!r}")
+    out = []
+    for i, entry in enumerate(chain):
+        key = f"optimizer.chain[{i}]"
+        if isinstance(entry, Mapping) and len(entry) == 1:
+            ((name, kwargs),) = entry.items()
+        else:
+            name, kwargs = entry, None
+        if not isinstance(name, str) or not name:
+            raise err(key, f"expected {syntax}; got {entry!r}")
+        if kwargs is not None and not isinstance(kwargs, Mapping):
+            raise err(
+                key,
+                f"the arguments of {name} must be a mapping {{KWARG: VALUE}}, got "
+                f"{kwargs!r} (write {name}: {{ARGUMENT_NAME: {kwargs!r}}})",
+            )
+        if not all(isinstance(k, str) for k in kwargs or {}):
+            raise err(key, f"the argument names of {name} must be strings, got {kwargs!r}")
+        out.append({name: dict(kwargs or {})})
+    return out

@@ -1,15 +1,17 @@
 """The optimizer: any optax optimizer by name, a schedule by name, and row-sparse updates.
 
-:func:`build_optimizer` looks both up in optax: ``getattr(optax, cfg.name)(learning_rate=
-schedule, **cfg.kwargs)`` with ``schedule = SCHEDULES[cfg.schedule](cfg, total_steps)``. It
-returns a :class:`SparseOptimizer`, an optax-style transformation: ``update(grads, opt_state,
-params) -> (updates, opt_state)`` takes the rules' gradient pytree ``{"W": g, "W_out": g}``,
-each ``g`` a dense array shaped like its table or a :class:`sgjax.sparse.RowGrads` (rows may
-repeat; their values add), and :func:`apply_updates` ``(params, updates)`` makes the step.
-An update leaf is a dense array (added like ``optax.apply_updates``) or, in lazy mode, a
-``RowGrads`` of row updates (scatter-added). ``opt_state`` is always optax's own
-``tx.init(params)`` over the whole params dict, in both modes, so checkpoints look the same
-whichever mode wrote them.
+:func:`build_optimizer` looks both up: ``optimizer(learning_rate=schedule, **cfg.kwargs)``
+with ``optimizer`` = ``optax.<cfg.name>`` (or the callable a dotted ``cfg.name`` imports,
+:mod:`sgjax.config_optax`) and ``schedule = SCHEDULES[cfg.schedule](cfg, total_steps)``; with
+``optimizer.chain`` entries (transforms applied to the gradients first) the transformation is
+``optax.chain(*chain, optimizer)``. It returns a :class:`SparseOptimizer`, an optax-style
+transformation: ``update(grads, opt_state, params) -> (updates, opt_state)`` takes the rules'
+gradient pytree ``{"W": g, "W_out": g}``, each ``g`` a dense array shaped like its table or a
+:class:`sgjax.sparse.RowGrads` (rows may repeat; their values add), and :func:`apply_updates`
+``(params, updates)`` makes the step. An update leaf is a dense array (added like
+``optax.apply_updates``) or, in lazy mode, a ``RowGrads`` of row updates (scatter-added).
+``opt_state`` is always optax's own ``tx.init(params)`` over the whole params dict, in both
+modes, so checkpoints look the same whichever mode wrote them.
 
 Modes (``optimizer.sparse``):
 
@@ -48,13 +50,17 @@ table (no list of names):
 - *rows*: the update is element-wise (a row's new parameters and state depend only on that
   row's parameters, gradient and state, plus shared leaves that do not depend on the
   gradient): checked by comparing ``tx.update`` of a row slice with the same rows of the full
-  update. Adam, AdamW, Adagrad, RMSprop, momentum SGD, Lion, ... pass.
+  update, at gradient scales 1, 1e3 and 1e6 (so that a threshold such as a clipping norm is
+  crossed). Adam, AdamW, Adagrad, RMSprop, momentum SGD, Lion, ... pass; so do the chain
+  transforms ``add_decayed_weights``, ``clip`` (element-wise), ``scale_by_adam``, ...
 - anything else (LAMB and LARS trust ratios, Adafactor's factored moments and update
   clipping, NovoGrad, SM3, Fromage: per-table norms or statistics; noisy SGD: per-table
   noise) has no row-sparse form and is refused with :class:`ConfigError` pointing at
   ``optimizer.sparse=dense``. A probe, not an allowlist: it follows optax versions and
   ``optimizer.kwargs`` (e.g. nesterov, weight decay masks) without upkeep, and judges the
-  optimizer by the property the lazy path relies on rather than by its name.
+  optimizer by the property the lazy path relies on rather than by its name. With a chain,
+  each entry is probed alone and then the whole chain; the message names the entry that
+  breaks it (``optimizer.chain[0]='clip_by_global_norm'``: a global norm needs every row).
 
 A gradient leaf that is a dense array (the full softmax's ``W_out``, or any ``jax.grad``
 gradient) is always updated whole, as in dense mode, also in lazy mode.
@@ -76,6 +82,7 @@ import numpy as np
 import optax
 
 from sgjax.config import ConfigError, OptimizerConfig, Schedule, Sparse
+from sgjax.config_optax import chain_entries, display, resolve
 from sgjax.sparse import RowGrads, densify_tree, merge_rows
 
 Params = dict[str, jax.Array]
@@ -161,18 +168,27 @@ class SparseOptimizer(NamedTuple):
 def build_optimizer(cfg: OptimizerConfig, total_steps: int) -> SparseOptimizer:
     """The optimizer of ``cfg`` with its schedule spanning ``total_steps`` update steps.
 
-    Raises :class:`ConfigError` if optax rejects the arguments, if the optimizer does not
-    run as ``update(grads, state, params)``, or (lazy mode) if it is not element-wise.
+    The transformation is ``optax.chain(*chain, optimizer)`` for the ``optimizer.chain``
+    entries (just the optimizer without them, so its state is optax's own). Raises
+    :class:`ConfigError` naming the key if a name does not resolve, if a constructor rejects
+    its arguments, if a part does not run as ``update(grads, state, params)``, or (lazy mode)
+    if a part is not element-wise.
     """
     schedule = build_schedule(cfg, total_steps)
+    chain = _make_chain(cfg)
     # a constant rate goes in as a number: some optax optimizers (sm3) take no schedule
-    tx = _make_tx(cfg, cfg.learning_rate if cfg.schedule == Schedule.constant else schedule)
-    probe_tx = _make_tx(cfg, cfg.learning_rate)  # probes need a nonzero, fixed rate
+    opt = _make_tx(cfg, cfg.learning_rate if cfg.schedule == Schedule.constant else schedule)
+    tx = optax.chain(*(p.tx for p in chain), opt) if chain else opt
+    # probes need a nonzero, fixed rate
+    parts = [
+        *chain,
+        _Part(f"optimizer.name={cfg.name!r}", cfg.name, _make_tx(cfg, cfg.learning_rate)),
+    ]
     if Sparse(cfg.sparse) == Sparse.dense:
-        _probe_setup(probe_tx, cfg)  # fails early, with a ConfigError, if it cannot run
+        _probe_runs(parts)  # fails early, with a ConfigError, if it cannot run
         path = "dense"
     else:
-        path = _classify(probe_tx, cfg)
+        path = _classify(parts)
 
     def update(grads: Grads, opt_state: OptState, params: Params) -> tuple[Updates, OptState]:
         if set(grads) != set(params):
@@ -207,18 +223,47 @@ def apply_updates(params: Params, updates: Updates) -> Params:
     )
 
 
+class _Part(NamedTuple):
+    """One part of the transformation: a chain entry or the optimizer, for the probes."""
+
+    label: str  # the key and value that made it, for messages: optimizer.chain[0]='clip'
+    name: str  # optimizer.name or the entry's name
+    tx: optax.GradientTransformation
+
+
 def _make_tx(cfg: OptimizerConfig, learning_rate: Any) -> optax.GradientTransformation:
-    ctor = getattr(optax, cfg.name, None)
-    if ctor is None:
-        raise ConfigError(f"optimizer.name={cfg.name!r} is not in optax")
+    ctor = resolve(cfg.name, "optimizer.name")
     try:
-        return ctor(learning_rate=learning_rate, **cfg.kwargs)
+        tx = ctor(learning_rate=learning_rate, **cfg.kwargs)
     except (TypeError, ValueError) as e:
         hint = " (if it takes no schedule: optimizer.schedule=constant)"
         hint = hint if callable(learning_rate) else ""
         raise ConfigError(
-            f"optimizer: optax.{cfg.name}(learning_rate=..., **{cfg.kwargs!r}) failed: {e}{hint}"
+            f"optimizer: {display(cfg.name)}(learning_rate=..., **{cfg.kwargs!r}) failed: {e}{hint}"
         ) from None
+    return _checked(tx, f"optimizer.name={cfg.name!r}")
+
+
+def _make_chain(cfg: OptimizerConfig) -> list[_Part]:
+    parts = []
+    for key, name, kwargs in chain_entries(cfg):
+        ctor = resolve(name, key)
+        label = f"{key}={name!r}"
+        try:
+            tx = ctor(**kwargs)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(f"{label}: {display(name)}(**{kwargs!r}) failed: {e}") from None
+        parts.append(_Part(label, name, _checked(tx, label)))
+    return parts
+
+
+def _checked(tx: Any, label: str) -> optax.GradientTransformation:
+    if not (callable(getattr(tx, "init", None)) and callable(getattr(tx, "update", None))):
+        raise ConfigError(
+            f"{label} returned a {type(tx).__name__}, not an optax GradientTransformation "
+            "(init, update)"
+        )
+    return tx
 
 
 # --------------------------------------------------------------------------------------------
@@ -336,7 +381,7 @@ _PROBE_ROWS, _PROBE_DIM = 7, 3
 _PROBE_SLICE = np.array([1, 4, 5])
 
 
-def _probe_setup(tx: optax.GradientTransformation, cfg: OptimizerConfig):
+def _probe_setup(tx: optax.GradientTransformation, part: _Part):
     """A (7, 3) table and optimizer state after two dense steps (so the state is not zero)."""
     rng = np.random.default_rng(0)
     params = {"W": jnp.asarray(rng.normal(size=(_PROBE_ROWS, _PROBE_DIM)), jnp.float32)}
@@ -348,11 +393,25 @@ def _probe_setup(tx: optax.GradientTransformation, cfg: OptimizerConfig):
             params = optax.apply_updates(params, updates)
     except Exception as e:  # noqa: BLE001 - any failure means: cannot drive this optimizer
         raise ConfigError(
-            f"optimizer.name={cfg.name!r}: optax.{cfg.name} does not run as "
-            f"update(grads, state, params) ({type(e).__name__}: {e}); it needs more than "
-            "gradients (e.g. a loss value) and is not supported"
+            f"{part.label}: {display(part.name)} does not run as update(grads, state, params) "
+            f"({type(e).__name__}: {e}); it needs more than gradients (e.g. a loss value) and "
+            "is not supported"
         ) from None
     return rng, params, state
+
+
+def _whole(parts: list[_Part]) -> optax.GradientTransformation:
+    return parts[0].tx if len(parts) == 1 else optax.chain(*(p.tx for p in parts))
+
+
+def _probe_runs(parts: list[_Part]) -> None:
+    """ConfigError naming the part that does not run (each alone, then all together)."""
+    for p in parts:
+        _probe_setup(p.tx, p)
+    if len(parts) > 1:
+        _probe_setup(
+            _whole(parts), parts[-1]._replace(label=f"optimizer.chain + {parts[-1].label}")
+        )
 
 
 def _close(a: Any, b: Any) -> bool:
@@ -360,12 +419,17 @@ def _close(a: Any, b: Any) -> bool:
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
 
 
-def _classify(tx: optax.GradientTransformation, cfg: OptimizerConfig) -> str:
-    """'scatter' or 'rows' (see the module docstring); ConfigError if neither applies."""
-    rng, params, state = _probe_setup(tx, cfg)
+#: Gradient scales of the element-wise probe: thresholds (clip_by_global_norm's max_norm,
+#: ...) that a unit-scale (7, 3) gradient stays under are crossed at a larger scale.
+_PROBE_SCALES = (1.0, 1e3, 1e6)
+
+
+def _elementwise(tx: optax.GradientTransformation, part: _Part) -> bool:
+    """Whether ``tx.update`` of a row slice (with the sliced row state and the shared leaves)
+    gives the same rows, and row state, as the full update, at every probe scale."""
+    rng, params, state = _probe_setup(tx, part)
     W = params["W"]
     g = jnp.asarray(rng.normal(size=W.shape), jnp.float32)
-    full_u, full_s = tx.update({"W": g}, state, params)
     rows = jnp.asarray(_PROBE_SLICE)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
     owners = [_row_leaf_owner(path, leaf, params) for path, leaf in leaves]
@@ -373,23 +437,49 @@ def _classify(tx: optax.GradientTransformation, cfg: OptimizerConfig) -> str:
         sl_state = treedef.unflatten(
             [leaf if o is None else leaf[rows] for (_, leaf), o in zip(leaves, owners, strict=True)]
         )
-        sl_u, sl_s = tx.update({"W": g[rows]}, sl_state, {"W": W[rows]})
-        new_full = jax.tree_util.tree_leaves(full_s)
-        new_sl = jax.tree_util.tree_leaves(sl_s)
-        elementwise = _close(sl_u["W"], full_u["W"][rows]) and len(new_full) == len(new_sl)
-        for o, f, s in zip(owners, new_full, new_sl, strict=False):
-            elementwise = elementwise and _close(s, f[rows] if o is not None else f)
+        for scale in _PROBE_SCALES:
+            full_u, full_s = tx.update({"W": scale * g}, state, params)
+            sl_u, sl_s = tx.update({"W": scale * g[rows]}, sl_state, {"W": W[rows]})
+            new_full = jax.tree_util.tree_leaves(full_s)
+            new_sl = jax.tree_util.tree_leaves(sl_s)
+            if not (_close(sl_u["W"], full_u["W"][rows]) and len(new_full) == len(new_sl)):
+                return False
+            for o, f, s in zip(owners, new_full, new_sl, strict=False):
+                if not _close(s, f[rows] if o is not None else f):
+                    return False
     except Exception:  # noqa: BLE001 - a slice it cannot even process: not element-wise
-        elementwise = False
-    if not elementwise:
-        raise ConfigError(
-            f"optimizer.name={cfg.name!r} is not element-wise (a row's update depends on other "
-            "rows, e.g. through per-table norms, factored statistics or per-table noise), so "
-            "it has no row-sparse form: set optimizer.sparse=dense"
-        )
-    if any(o is not None for o in owners):
+        return False
+    return True
+
+
+def _not_elementwise(part: _Part) -> ConfigError:
+    return ConfigError(
+        f"{part.label} is not element-wise (a row's update depends on other rows, e.g. "
+        "through global or per-table norms, factored statistics or per-table noise), so it "
+        "has no row-sparse form: set optimizer.sparse=dense"
+    )
+
+
+def _classify(parts: list[_Part]) -> str:
+    """'scatter' or 'rows' (see the module docstring) for the chain of ``parts``; a
+    ConfigError naming the part that is not element-wise if neither applies: a chain entry
+    that is not element-wise alone, else the first whose prefix of the chain is not."""
+    for p in parts[:-1]:
+        if not _elementwise(p.tx, p):
+            raise _not_elementwise(p)
+    tx = _whole(parts)
+    if not _elementwise(tx, parts[-1]):
+        for j in range(1, len(parts)):
+            if not _elementwise(_whole(parts[:j]), parts[j - 1]):
+                raise _not_elementwise(parts[j - 1])
+        raise _not_elementwise(parts[-1])
+    rng, params, state = _probe_setup(tx, parts[-1])
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    if any(_row_leaf_owner(path, leaf, params) is not None for path, leaf in leaves):
         return "rows"
     # No per-row state: is the update c * g with c independent of g and of the parameters?
+    W = params["W"]
+    g = jnp.asarray(rng.normal(size=W.shape), jnp.float32)
     g2 = jnp.asarray(rng.normal(size=W.shape), jnp.float32)
     other = {"W": 2.0 * W + 1.0}
     cs = []

@@ -385,6 +385,7 @@ RECIPES = {  # file -> (architecture, output, optimizer, learning rate, sparse)
     "sg_ns_adam.yaml": ("skipgram", "negative", "adam", None, "lazy"),
     "sg_ns_adagrad.yaml": ("skipgram", "negative", "adagrad", None, "lazy"),
     "sg_ns_rmsprop.yaml": ("skipgram", "negative", "rmsprop", None, "lazy"),
+    "sg_ns_chain.yaml": ("skipgram", "negative", "adam", 0.01, "dense"),
 }
 
 
@@ -424,3 +425,134 @@ def test_smoke_recipe_is_small():
     cfg = load_config(CONFIGS[0].parent / "smoke.yaml")
     assert cfg.model.dim <= 32 and cfg.train.epochs == 1
     assert cfg.data.max_vocab_size is not None and cfg.data.max_vocab_size <= 5000
+
+
+# --------------------------------------------------------------------------------------------
+# optimizer.chain and dotted optimizer names.
+
+
+def test_chain_syntaxes_agree(tmp_path):
+    """Block and flow YAML, --set, one-key mappings and bare names: one normalised list."""
+    block = write(
+        tmp_path,
+        "optimizer:\n  name: adam\n  chain:\n    - clip_by_global_norm: {max_norm: 1.0}\n"
+        "    - add_decayed_weights:\n        weight_decay: 1.0e-4\n    - zero_nans\n",
+    )
+    flow = (
+        "[clip_by_global_norm: {max_norm: 1.0}, add_decayed_weights: {weight_decay: 1e-4}, "
+        "zero_nans]"
+    )
+    want = [
+        {"clip_by_global_norm": {"max_norm": 1.0}},
+        {"add_decayed_weights": {"weight_decay": 1e-4}},
+        {"zero_nans": {}},
+    ]
+    assert load_config(block).optimizer.chain == want
+    assert (
+        load_config(None, ["optimizer.name=adam", f"optimizer.chain={flow}"]).optimizer.chain
+        == want
+    )
+    cfg = load_config(block)
+    assert load_config(write(tmp_path, to_yaml(cfg), "again.yaml")) == cfg
+    assert config_from_dict(to_dict(cfg)) == cfg
+    assert load_config(block, ["optimizer.chain=[]"]).optimizer.chain == []
+    assert load_config(None).optimizer.chain == []
+
+
+def test_dotted_optimizer_names_load():
+    cfg = load_config(None, ["optimizer.name=optax.adam", "optimizer.kwargs={b1: 0.5}"])
+    assert (cfg.optimizer.name, cfg.optimizer.kwargs) == ("optax.adam", {"b1": 0.5})
+    chain = "optimizer.chain=[optax.contrib.normalize, optax.clip: {max_delta: 1}]"
+    assert len(load_config(None, [chain]).optimizer.chain) == 2
+
+
+CHAIN_FILE = "optimizer:\n  name: adam\n  chain:\n    - clip: {{max_delta: 1.0}}\n    - {}\n"
+BAD_OPTIMIZER = {  # (yaml text or None, overrides, substrings the message must contain)
+    "unknown transform": (
+        CHAIN_FILE.format("clip_by_globl_norm: {max_norm: 1.0}"),
+        [],
+        ["exp.yaml:5", "optimizer.chain[1]", "did you mean", "clip_by_global_norm"],
+    ),
+    "optax name that is no transform": (
+        None,
+        ["optimizer.chain=[linear_schedule]"],
+        ["--set optimizer.chain=[linear_schedule]", "optimizer.chain[0]", "not an optax transform"],
+    ),
+    "transform kwarg typo": (
+        CHAIN_FILE.format("add_decayed_weights: {weight_decy: 0.1}"),
+        [],
+        ["exp.yaml:5", "optimizer.chain[1].add_decayed_weights.weight_decy", "weight_decay"],
+    ),
+    "transform needs an argument": (
+        None,
+        ["optimizer.chain=[clip_by_global_norm]"],
+        ["optimizer.chain[0]", "optax.clip_by_global_norm needs max_norm", "{max_norm: ...}"],
+    ),
+    "two names in one entry": (
+        CHAIN_FILE.format("{clip: {max_delta: 1}, zero_nans: {}}"),
+        [],
+        ["exp.yaml:5", "optimizer.chain[1]", "expected {NAME: {KWARG: VALUE, ...}}"],
+    ),
+    "arguments not a mapping": (
+        None,
+        ["optimizer.chain=[clip: 0.5]"],
+        ["optimizer.chain[0]", "arguments of clip must be a mapping"],
+    ),
+    "number as entry": (None, ["optimizer.chain=[3]"], ["optimizer.chain[0]", "got 3"]),
+    "chain not a list": (
+        None,
+        ["optimizer.chain=3"],
+        ["--set optimizer.chain=3", "optimizer.chain"],
+    ),
+    "dotted transform not importable": (
+        None,
+        ["optimizer.chain=[no_such_package.clip]"],
+        ["optimizer.chain[0]='no_such_package.clip'", "no module 'no_such_package'"],
+    ),
+    "dotted transform attribute": (
+        CHAIN_FILE.format("optax.clip_by_globl_norm: {max_norm: 1}"),
+        [],
+        ["exp.yaml:5", "optimizer.chain[1]", "optax has no attribute", "clip_by_global_norm"],
+    ),
+    "--set replaces the file's chain": (
+        CHAIN_FILE.format("clip: {max_delta: 1}"),
+        ["optimizer.chain=[zero_nanz]"],
+        ["--set optimizer.chain=[zero_nanz]: optimizer.chain[0]", "zero_nans"],
+    ),
+    "dotted optimizer attribute": (
+        "optimizer:\n  name: optax.adamm\n",
+        [],
+        ["exp.yaml:2", "optimizer.name='optax.adamm'", "did you mean adam"],
+    ),
+    "dotted optimizer not importable": (
+        None,
+        ["optimizer.name=no_such_package.adam"],
+        ["optimizer.name='no_such_package.adam'", "no module"],
+    ),
+    "dotted optimizer without learning_rate": (
+        None,
+        ["optimizer.name=optax.clip_by_global_norm"],
+        ["optimizer.name='optax.clip_by_global_norm' takes no learning_rate"],
+    ),
+    "dotted optimizer not callable": (
+        None,
+        ["optimizer.name=optax.__version__"],
+        ["optimizer.name='optax.__version__'", "not a callable"],
+    ),
+    "dotted optimizer kwarg": (
+        None,
+        ["optimizer.name=optax.adam", "optimizer.kwargs={beta1: 0.9}"],
+        ["optimizer.kwargs.beta1", "optax.adam has no parameter 'beta1'", "b1"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OPTIMIZER))
+def test_bad_optimizer_name_or_chain_is_a_clear_error(case, tmp_path):
+    text, overrides, needles = BAD_OPTIMIZER[case]
+    path = write(tmp_path, text) if text is not None else None
+    with pytest.raises(ConfigError) as e:
+        load_config(path, overrides)
+    msg = str(e.value)
+    for needle in needles:
+        assert needle in msg, f"{needle!r} not in {msg!r}"

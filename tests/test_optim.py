@@ -85,9 +85,12 @@ def dense_np(g, rows):
     return out
 
 
-def optax_tx(name, kwargs, lr=0.05, total=TOTAL):
+def optax_tx(name, kwargs, lr=0.05, total=TOTAL, chain=()):
+    """optax's optimizer ``name`` on sgjax's default schedule, after the transforms ``chain``
+    (built by hand with optax, independently of sgjax.config_optax)."""
     schedule = optax.linear_schedule(lr, 1e-4 * lr, total)
-    return getattr(optax, name)(learning_rate=schedule, **kwargs)
+    opt = getattr(optax, name)(learning_rate=schedule, **kwargs)
+    return optax.chain(*chain, opt) if chain else opt
 
 
 def step(opt, g, state, params):
@@ -103,8 +106,8 @@ def run(opt, params, steps):
     return params, state
 
 
-def reference_dense(name, kwargs, params, steps):
-    tx = optax_tx(name, kwargs)
+def reference_dense(name, kwargs, params, steps, chain=(), lr=0.05):
+    tx = optax_tx(name, kwargs, lr, chain=chain)
     state = tx.init(params)
     for g in steps:
         dg = {k: jnp.asarray(dense_np(g[k], params[k].shape[0])) for k in params}
@@ -113,11 +116,11 @@ def reference_dense(name, kwargs, params, steps):
     return params, state
 
 
-def reference_lazy(name, kwargs, params, steps):
+def reference_lazy(name, kwargs, params, steps, chain=(), lr=0.05):
     """Lazy semantics, stated directly: take optax's dense step, then put back every row
     whose summed gradient is all zero (its parameters and every state leaf shaped like the
     table); leaves of other shapes (step counts) keep the dense step's value."""
-    tx = optax_tx(name, kwargs)
+    tx = optax_tx(name, kwargs, lr, chain=chain)
     state = tx.init(params)
     for g in steps:
         dg = {k: dense_np(g[k], params[k].shape[0]) for k in params}
@@ -474,3 +477,256 @@ def test_every_recipe_builds_its_optimizer(path):
     assert float(opt.learning_rate(0)) == pytest.approx(
         0.0 if cfg.optimizer.schedule.startswith("warmup") else cfg.optimizer.learning_rate
     )
+
+
+# --------------------------------------------------------------------------------------------
+# optimizer.chain and dotted names.
+
+# (id, chain as written in a config, the same transforms built by hand with optax)
+CLIP_CHAIN = [{"clip_by_global_norm": {"max_norm": 1.0}}]
+DENSE_CHAINS = [
+    ("clip_global", CLIP_CHAIN, lambda: [optax.clip_by_global_norm(1.0)]),
+    (
+        "clip_global_decay",
+        CLIP_CHAIN + [{"add_decayed_weights": {"weight_decay": 0.01}}],
+        lambda: [optax.clip_by_global_norm(1.0), optax.add_decayed_weights(0.01)],
+    ),
+]
+LAZY_CHAINS = [  # element-wise transforms only
+    (
+        "decay",
+        [{"add_decayed_weights": {"weight_decay": 0.01}}],
+        lambda: [optax.add_decayed_weights(0.01)],
+    ),
+    ("clip", [{"clip": {"max_delta": 0.3}}], lambda: [optax.clip(0.3)]),
+    (
+        "nans_clip_adam",
+        ["zero_nans", {"clip": {"max_delta": 0.3}}, {"scale_by_adam": {"b1": 0.5}}],
+        lambda: [optax.zero_nans(), optax.clip(0.3), optax.scale_by_adam(b1=0.5)],
+    ),
+]
+CHAIN_OPTIMIZERS = [OPTIMIZERS[0], OPTIMIZERS[3], OPTIMIZERS[5]]  # sgd, adam, adagrad
+CHAIN_IDS = [o[0] for o in CHAIN_OPTIMIZERS]
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", PRECISIONS)
+@pytest.mark.parametrize("cid,chain,by_hand", DENSE_CHAINS, ids=[c[0] for c in DENSE_CHAINS])
+@pytest.mark.parametrize("oid,name,kwargs", CHAIN_OPTIMIZERS, ids=CHAIN_IDS)
+def test_dense_chain_equals_optax_chain(oid, name, kwargs, cid, chain, by_hand, dtype, rtol, atol):
+    """optimizer.chain + dense mode == optax.chain(*transforms, optimizer) applied by hand
+    with optax.apply_updates on the densified gradients, step after step."""
+    with jax.enable_x64(dtype == "float64"):
+        params, steps = make_problem(dtype)
+        opt = build_optimizer(opt_cfg(name, kwargs, sparse="dense", chain=chain), TOTAL)
+        assert opt.path == "dense"
+        got = run(opt, params, steps)
+        want = reference_dense(name, kwargs, params, steps, chain=by_hand())
+        assert_trees_close(got, want, rtol, atol)
+        # the clipping took part: without it the result is another one
+        plain = run(build_optimizer(opt_cfg(name, kwargs, sparse="dense"), TOTAL), params, steps)
+        assert not np.allclose(got[0]["W"], plain[0]["W"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype,rtol,atol", PRECISIONS)
+@pytest.mark.parametrize("cid,chain,by_hand", LAZY_CHAINS, ids=[c[0] for c in LAZY_CHAINS])
+@pytest.mark.parametrize("oid,name,kwargs", CHAIN_OPTIMIZERS, ids=CHAIN_IDS)
+def test_lazy_chain_equals_reference(oid, name, kwargs, cid, chain, by_hand, dtype, rtol, atol):
+    """Element-wise chain entries run in lazy mode, with its semantics: touched rows as the
+    hand-applied chain moves them, untouched rows and their state left alone."""
+    with jax.enable_x64(dtype == "float64"):
+        params, steps = make_problem(dtype)
+        opt = build_optimizer(opt_cfg(name, kwargs, chain=chain), TOTAL)
+        assert opt.path == "rows"  # no chain entry here is c * g
+        got = run(opt, params, steps)
+        assert_trees_close(got, reference_lazy(name, kwargs, params, steps, by_hand()), rtol, atol)
+        for r in [*UNTOUCHED, ZERO_ONLY]:
+            np.testing.assert_array_equal(got[0]["W"][r], params["W"][r])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad"])
+def test_lazy_clip_chain_equals_dense_when_zero_gradients_do_nothing(name):
+    """clip maps a zero gradient row to zero, so with SGD or Adagrad lazy == dense still."""
+    with jax.enable_x64(True):
+        params, steps = make_problem("float64")
+        chain = [{"clip": {"max_delta": 0.3}}]
+        lazy = run(build_optimizer(opt_cfg(name, chain=chain), TOTAL), params, steps)
+        dense = run(
+            build_optimizer(opt_cfg(name, chain=chain, sparse="dense"), TOTAL), params, steps
+        )
+        assert_trees_close(lazy, dense, 1e-12, 1e-12)
+
+
+@pytest.mark.parametrize(
+    "chain,key,transform",
+    [
+        (CLIP_CHAIN, "optimizer.chain[0]", "clip_by_global_norm"),
+        # a max_norm the unit-scale probe gradient stays under: found at a larger scale
+        (
+            [{"clip_by_global_norm": {"max_norm": 50.0}}],
+            "optimizer.chain[0]",
+            "clip_by_global_norm",
+        ),
+        (
+            [
+                {"add_decayed_weights": {"weight_decay": 0.1}},
+                {"clip_by_global_norm": {"max_norm": 1.0}},
+            ],
+            "optimizer.chain[1]",
+            "clip_by_global_norm",
+        ),
+        (
+            [{"scale_by_adam": {}}, {"clip_by_block_rms": {"threshold": 0.1}}],
+            "optimizer.chain[1]",
+            "clip_by_block_rms",
+        ),
+    ],
+)
+@pytest.mark.parametrize("name", ["sgd", "adam"])
+def test_lazy_mode_rejects_non_elementwise_chain_entry(chain, key, transform, name):
+    with pytest.raises(ConfigError, match=r"optimizer\.sparse=dense") as e:
+        build_optimizer(opt_cfg(name, chain=chain), TOTAL)
+    assert f"{key}={transform!r}" in str(e.value)
+    assert build_optimizer(opt_cfg(name, chain=chain, sparse="dense"), TOTAL).path == "dense"
+
+
+def test_lazy_mode_names_the_optimizer_after_an_elementwise_chain():
+    with pytest.raises(ConfigError, match=r"optimizer\.name='lamb'.*optimizer\.sparse=dense"):
+        build_optimizer(opt_cfg("lamb", chain=[{"clip": {"max_delta": 1.0}}]), TOTAL)
+
+
+def test_chain_state_and_config_round_trip(tmp_path):
+    """The YAML syntax: one-key mappings and bare names; the state is optax.chain's."""
+    path = tmp_path / "chain.yaml"
+    path.write_text(
+        "optimizer:\n  name: adam\n  learning_rate: 0.01\n  schedule: constant\n  sparse: dense\n"
+        "  chain:\n"
+        "    - clip_by_global_norm: {max_norm: 1.0}\n    - zero_nans\n"
+    )
+    cfg = load_config(path)
+    assert cfg.optimizer.chain == [{"clip_by_global_norm": {"max_norm": 1.0}}, {"zero_nans": {}}]
+    params, steps = make_problem("float32")
+    opt = build_optimizer(cfg.optimizer, TOTAL)
+    want = optax.chain(optax.clip_by_global_norm(1.0), optax.zero_nans(), optax.adam(0.01))
+    assert jax.tree_util.tree_structure(opt.init(params)) == jax.tree_util.tree_structure(
+        want.init(params)
+    )
+
+
+# A module-level optimizer and transform, named by dotted paths below.
+
+
+def my_opt(learning_rate, b1=0.9):
+    """Adam written as a chain of optax transforms (a project's own optimizer)."""
+    return optax.chain(optax.scale_by_adam(b1=b1), optax.scale_by_learning_rate(learning_rate))
+
+
+def my_double():
+    """A transform that doubles the updates."""
+    return optax.scale(2.0)
+
+
+def not_a_transform():
+    return 3.0
+
+
+MODULE_SOURCE = """
+import optax
+
+
+def half_sgd(learning_rate, momentum=None):
+    lr = learning_rate
+    return optax.sgd((lambda t: 0.5 * lr(t)) if callable(lr) else 0.5 * lr, momentum=momentum)
+"""
+
+
+@pytest.mark.parametrize("sparse", ["lazy", "dense"])
+def test_dotted_optimizer_name(sparse, tmp_path, monkeypatch):
+    params, steps = make_problem("float32")
+    same = run(build_optimizer(opt_cfg("adam", {"b1": 0.8}, sparse=sparse), TOTAL), params, steps)
+    got = run(
+        build_optimizer(opt_cfg("optax.adam", {"b1": 0.8}, sparse=sparse), TOTAL), params, steps
+    )
+    assert_trees_close(got, same, 0, 0)
+    mine = build_optimizer(opt_cfg(f"{__name__}.my_opt", {"b1": 0.8}, sparse=sparse), TOTAL)
+    assert_trees_close(run(mine, params, steps)[0], same[0], 1e-5, 1e-6)
+    # a module placed on sys.path, with a chain entry from this module
+    (tmp_path / "my_optimizers.py").write_text(MODULE_SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg = load_config(
+        None,
+        [
+            "optimizer.name=my_optimizers.half_sgd",
+            "optimizer.kwargs={momentum: 0.9}",
+            f"optimizer.chain=[{__name__}.my_double]",
+            f"optimizer.sparse={sparse}",
+            "optimizer.learning_rate=0.05",
+        ],
+    )
+    got = run(build_optimizer(cfg.optimizer, TOTAL), params, steps)
+    ref = reference_lazy if sparse == "lazy" else reference_dense
+    want = ref("sgd", {"momentum": 0.9}, params, steps, chain=[optax.scale(2.0)], lr=0.025)
+    assert_trees_close(got, want, 1e-5, 1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,chain,needles",
+    [
+        ("optax.adm", [], ["optimizer.name='optax.adm'", "no attribute 'adm'", "adam"]),
+        ("no_such_pkg.opt", [], ["optimizer.name='no_such_pkg.opt'", "no module"]),
+        (
+            "sgd",
+            [{"clip_by_global_norm": {"max_norm": "x"}}],
+            ["optimizer.chain[0]='clip_by_global_norm'"],
+        ),
+        ("sgd", [{f"{__name__}.my_opt": {}}], ["optimizer.chain[0]", "my_opt", "failed"]),
+        ("sgd", [f"{__name__}.MODULE_SOURCE"], ["optimizer.chain[0]", "not a callable"]),
+        (
+            "sgd",
+            [f"{__name__}.not_a_transform"],
+            ["optimizer.chain[0]", "returned a float, not an optax GradientTransformation"],
+        ),
+    ],
+)
+def test_bad_names_and_chain_entries_at_build(name, chain, needles):
+    """Configs made in code skip load_config's checks: building names the key."""
+    with pytest.raises(ConfigError) as e:
+        build_optimizer(opt_cfg(name, chain=chain, sparse="dense"), TOTAL)
+    for needle in needles:
+        assert needle in str(e.value), (needle, str(e.value))
+
+
+# --------------------------------------------------------------------------------------------
+# A short training run with a chain (sgjax.experiment.train, a tiny corpus, dense mode).
+
+
+def test_experiment_trains_with_a_chain(tmp_path):
+    from sgjax.experiment import train
+
+    rng = np.random.default_rng(0)
+    words = ["cat", "dog", "eats", "sees", "food", "water", "grass", "bird"]
+    lines = [" ".join(rng.choice(words, size=int(rng.integers(3, 12)))) for _ in range(150)]
+    corpus = tmp_path / "tiny.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    smoke = Path(__file__).resolve().parents[1] / "configs" / "smoke.yaml"
+    common = [
+        f"data.corpus={corpus}",
+        "data.min_count=1",
+        "data.sample=0",
+        "train.batch_size=32",
+        "train.steps_per_call=4",
+        "eval.analogies=false",
+        "eval.similarity=false",
+        "optimizer.name=adam",
+        "optimizer.learning_rate=0.01",
+        "optimizer.sparse=dense",
+    ]
+    chained = load_config(
+        smoke, [*common, "optimizer.chain=[clip_by_global_norm: {max_norm: 1.0}]"]
+    )
+    result = train(chained, tmp_path / "run", progress=False)
+    assert int(result.state.step) > 10
+    W = np.asarray(result.state.params["W"])
+    assert np.all(np.isfinite(W))
+    assert load_config(tmp_path / "run" / "config.yaml").optimizer.chain == CLIP_CHAIN
+    plain = train(load_config(smoke, common), None, progress=False)
+    assert not np.allclose(W, np.asarray(plain.state.params["W"]), rtol=1e-4, atol=1e-6)
