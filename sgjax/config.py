@@ -42,8 +42,9 @@ Resolved values: ``data.corpus`` becomes ``None`` or a tuple of paths (a single 
 one-path tuple); ``eval.analogies`` / ``eval.similarity`` are ``None`` (the shipped data),
 ``False`` (disabled) or a path string (``true`` in a file means the shipped data). Relative
 paths are kept as written (relative to the working directory). Enumerated fields are
-``enum.StrEnum`` members, which compare equal to their string values
-(``cfg.model.output == "negative"``).
+``enum.StrEnum`` members, which compare equal to their string values; ``model.architecture``
+and ``model.output`` are names in the registries of :mod:`sgjax.inputs` and
+:mod:`sgjax.outputs` (or dotted paths), which list the valid choices.
 """
 
 from __future__ import annotations
@@ -66,17 +67,6 @@ class ConfigError(ValueError):
 
 # --------------------------------------------------------------------------------------------
 # Enumerations (values equal names, so YAML and --set use the plain words).
-
-
-class Architecture(StrEnum):
-    skipgram = "skipgram"
-    cbow = "cbow"
-
-
-class Output(StrEnum):
-    softmax = "softmax"
-    hierarchical = "hierarchical"
-    negative = "negative"
 
 
 class Schedule(StrEnum):
@@ -103,18 +93,6 @@ class Sparse(StrEnum):
     dense = "dense"
 
 
-class CbowUpdate(StrEnum):
-    paper = "paper"
-    word2vec = "word2vec"
-
-
-class SkipgramInput(StrEnum):
-    """Skip-gram's input word (:data:`sgjax.losses.SKIPGRAM_INPUTS`)."""
-
-    center = "center"
-    context = "context"
-
-
 class Gradients(StrEnum):
     explicit = "explicit"
     autodiff = "autodiff"
@@ -132,21 +110,25 @@ class DType(StrEnum):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    architecture: Architecture = Architecture.skipgram  # skipgram | cbow
-    output: Output = Output.negative  # softmax | hierarchical | negative
+    # an input side of sgjax.inputs.INPUTS (skipgram | cbow | skipgram_context) or its dotted path
+    architecture: str = "skipgram"
+    # an output layer of sgjax.outputs.REGISTRY (softmax | hierarchical | negative | ...) or
+    # the dotted path of an OutputLayer (mypkg.layers.LAYER)
+    output: str = "negative"
     dim: int = 100  # N, the embedding size
     window: int = 5  # maximum window; the effective one is drawn from 1..window
-    negatives: int = 5  # K negative samples per positive (output: negative)
+    negatives: int = 5  # K negative samples per pair (output layers that draw negatives)
     cbow_mean: bool = True  # CBOW h = mean of the context vectors (False: their sum)
     # CBOW (mean) input update: paper = the gradient EH / C per context word; word2vec = EH
-    # to every context word, as word2vec.c and gensim do (see sgjax.losses.cbow_hidden)
-    cbow_update: CbowUpdate = CbowUpdate.paper
+    # to every context word, as word2vec.c and gensim do (see sgjax.inputs.cbow_hidden)
+    cbow_update: str = "paper"  # paper | word2vec (sgjax.inputs.CBOW_UPDATES)
     # skip-gram input word: center = the paper (h = v_{w_I} of the centre predicts each
     # context word); context = word2vec.c and gensim (each context word predicts the centre)
-    skipgram_input: SkipgramInput = SkipgramInput.center
-    # skip-gram NS: one set of K negatives per centre word, shared by its C context pairs
-    # instead of one set per pair (K rows per centre instead of C x K; see sgjax.losses and
-    # BENCHMARKS.md: with skipgram_input=context it keeps the accuracy, with center it loses)
+    skipgram_input: str = "center"  # center | context (sgjax.inputs.SKIPGRAM_INPUTS)
+    # skip-gram, layers that draw negatives: one set of K per centre word, shared by its C
+    # context pairs instead of one set per pair (K rows per centre instead of C x K; see
+    # sgjax.outputs.sampling and BENCHMARKS.md: with skipgram_input=context it keeps the
+    # accuracy, with center it loses)
     shared_negatives: bool = False
 
 
@@ -203,7 +185,7 @@ class TrainConfig:
     batch_parts: int = 1
     # group each batch's centres by their effective window b (B / window of each b), so the
     # explicit rule computes 2b context slots for them instead of 2 x window (the same
-    # examples, reordered by a few batches at most; sgjax.pipeline.epoch_batches)
+    # examples, reordered by a few batches at most; sgjax.batches.epoch_batches)
     window_buckets: bool = False
     # explicit gradients: 0 = sum every update of a row (per-example SGD summed over the
     # batch); n > 0 = a row more than n of a batch's entries update gets their sum scaled to
@@ -311,6 +293,33 @@ def optax_optimizer_names() -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+def _model_parts(cfg: Config, where: dict[str, str], source: str):
+    """The input side and output layer the model section names (ConfigError if unknown)."""
+    from sgjax.config_load import origin
+    from sgjax.inputs import CBOW_UPDATES, SKIPGRAM_INPUTS, lookup_input, side_name
+    from sgjax.outputs import lookup
+
+    m = cfg.model
+    for key, value, valid in (
+        ("model.skipgram_input", m.skipgram_input, SKIPGRAM_INPUTS),
+        ("model.cbow_update", m.cbow_update, CBOW_UPDATES),
+    ):
+        if value not in valid:
+            raise ConfigError(
+                f"{origin(where, source, key)}: {key}={value!r} is not one of {', '.join(valid)}"
+            )
+    try:
+        side = lookup_input(side_name(m.architecture, m.skipgram_input))
+    except ValueError as e:
+        where_ = origin(where, source, "model.architecture")
+        raise ConfigError(f"{where_}: model.architecture: {e}") from None
+    try:
+        layer = lookup(m.output)
+    except ValueError as e:
+        raise ConfigError(f"{origin(where, source, 'model.output')}: model.output: {e}") from None
+    return side, layer
+
+
 def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     """Range and cross-field checks; the schema has already checked types and enums."""
     from sgjax.config_load import origin as _origin
@@ -327,19 +336,20 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     check(m.dim >= 1, "model.dim", "must be >= 1")
     check(m.window >= 1, "model.window", "must be >= 1")
     check(m.negatives >= 0, "model.negatives", "must be >= 0")
-    if m.output == Output.negative:
-        check(m.negatives >= 1, "model.negatives", "must be >= 1 with model.output=negative")
+    side, layer = _model_parts(cfg, where, source)
+    if layer.draws:
+        check(m.negatives >= 1, "model.negatives", f"must be >= 1 with model.output={m.output}")
     if m.shared_negatives:
         check(
-            m.architecture == Architecture.skipgram and m.output == Output.negative,
+            m.architecture == "skipgram" and layer.draws,
             "model.shared_negatives",
-            "applies to model.architecture=skipgram with model.output=negative only "
-            f"(here {m.architecture!s} with {m.output!s}; CBOW draws one set per target "
+            "applies to model.architecture=skipgram with an output layer that draws negatives "
+            f"only (here {m.architecture!s} with {m.output!s}; CBOW draws one set per target "
             "already)",
         )
-    if m.skipgram_input != SkipgramInput.center:
+    if m.skipgram_input != "center":
         check(
-            m.architecture == Architecture.skipgram,
+            m.architecture == "skipgram",
             "model.skipgram_input",
             f"applies to model.architecture=skipgram only (here {m.architecture!s})",
         )
@@ -399,10 +409,10 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             "needs train.gradients=explicit (the damping scales the rule's row entries)",
         )
         check(
-            cfg.model.architecture == "skipgram" and cfg.model.output != "softmax",
+            side.input_curvature is not None and layer.curvature,
             "train.row_damping",
-            "is defined for model.architecture=skipgram with model.output=negative or "
-            f"hierarchical, not {cfg.model.architecture} with {cfg.model.output}",
+            "is defined for model.architecture=skipgram with an output layer that gives row "
+            f"curvatures (negative, hierarchical, nce), not {m.architecture} with {m.output}",
         )
         check(
             o.name == "sgd",

@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 
 from sgjax.config import (
-    Architecture,
     Config,
     ConfigError,
-    Output,
     config_from_dict,
     load_config,
     to_dict,
     to_yaml,
 )
-from sgjax.params import ARCHITECTURES, OUTPUTS
+from sgjax.inputs import INPUTS
+from sgjax.outputs import REGISTRY
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -64,9 +63,28 @@ def test_defaults_are_word2vec_skipgram_negative_sampling():
     assert (ev.analogies, ev.similarity, ev.restrict_vocab) == (None, None, 30000)
 
 
-def test_enums_match_the_model_modules():
-    assert tuple(Architecture) == ARCHITECTURES
-    assert set(Output) == set(OUTPUTS)
+@pytest.mark.parametrize("output", list(REGISTRY))
+@pytest.mark.parametrize("architecture", list(INPUTS))
+def test_every_registered_side_and_layer_is_a_valid_choice(architecture, output):
+    cfg = load_config(None, [f"model.architecture={architecture}", f"model.output={output}"])
+    assert (cfg.model.architecture, cfg.model.output) == (architecture, output)
+
+
+@pytest.mark.parametrize(
+    "item, key, names",
+    [
+        ("model.output=negatve", "model.output", REGISTRY),
+        ("model.architecture=skipgrm", "model.architecture", INPUTS),
+        ("model.output=no_such_module.LAYER", "model.output", ["no_such_module"]),
+        ("model.cbow_update=c", "model.cbow_update", ["paper", "word2vec"]),
+        ("model.skipgram_input=both", "model.skipgram_input", ["center", "context"]),
+    ],
+)
+def test_unknown_model_choices_name_the_key_and_list_the_registry(item, key, names):
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [item])
+    msg = str(e.value)
+    assert msg.startswith(f"--set {item}: {key}") and all(n in msg for n in names), msg
 
 
 def test_yaml_then_overrides(tmp_path):
@@ -76,7 +94,7 @@ def test_yaml_then_overrides(tmp_path):
         "  learning_rate: 1\n  kwargs: {b1: 0.8, eps: 1e-6}\n",
     )
     cfg = load_config(path, ["model.dim=300", "optimizer.kwargs.b2=0.99", "train.seed=7"])
-    assert cfg.model.architecture == Architecture.cbow and cfg.model.architecture == "cbow"
+    assert cfg.model.architecture == "cbow"
     assert cfg.model.dim == 300 and cfg.model.window == 5  # override wins; default kept
     assert cfg.optimizer.learning_rate == 1.0 and isinstance(cfg.optimizer.learning_rate, float)
     assert cfg.optimizer.kwargs == {"b1": 0.8, "eps": 1e-6, "b2": 0.99}
@@ -223,9 +241,9 @@ BAD = {
     "bad architecture": (
         "model:\n  architecture: skipgrm\n",
         [],
-        ["exp.yaml", "model.architecture", "skipgrm", "skipgram, cbow"],
+        ["exp.yaml:2", "model.architecture", "skipgrm", "skipgram, skipgram_context, cbow"],
     ),
-    "bad output": (None, ["model.output=nce"], ["model.output", "softmax, hierarchical, negative"]),
+    "bad output": (None, ["model.output=nse"], ["model.output", "softmax, hierarchical, negative"]),
     "bad schedule": (None, ["optimizer.schedule=linearr"], ["optimizer.schedule", "warmup_cosine"]),
     "bad sparse": (None, ["optimizer.sparse=sparse"], ["optimizer.sparse", "lazy, dense"]),
     "bad gradients": (None, ["train.gradients=manual"], ["train.gradients", "explicit, autodiff"]),
@@ -247,7 +265,7 @@ BAD = {
     "shared negatives with hierarchical softmax": (
         "model:\n  output: hierarchical\n  shared_negatives: true\n",
         [],
-        ["exp.yaml:3", "model.shared_negatives", "output=negative only", "hierarchical"],
+        ["exp.yaml:3", "model.shared_negatives", "draws negatives", "hierarchical"],
     ),
     "skipgram input with cbow": (
         "model:\n  architecture: cbow\n  skipgram_input: context\n",
