@@ -69,19 +69,9 @@ class ConfigError(ValueError):
 # Enumerations (values equal names, so YAML and --set use the plain words).
 
 
-class Schedule(StrEnum):
-    """Learning-rate schedules; :data:`sgjax.optim.SCHEDULES` maps each to an optax builder."""
-
-    constant = "constant"
-    linear = "linear"
-    cosine = "cosine"
-    exponential = "exponential"
-    warmup_cosine = "warmup_cosine"
-    warmup_linear = "warmup_linear"
-
-
-#: Schedules that start with a linear warmup from 0 over ``warmup_fraction`` of the steps.
-WARMUP_SCHEDULES = frozenset({Schedule.warmup_cosine, Schedule.warmup_linear})
+#: Schedules (of :data:`sgjax.optim.SCHEDULES`, the list of choices) that start with a linear
+#: warmup from 0 over ``warmup_fraction`` of the steps.
+WARMUP_SCHEDULES = frozenset({"warmup_cosine", "warmup_linear"})
 #: ``warmup_fraction: null`` resolves to this for a warmup schedule.
 DEFAULT_WARMUP_FRACTION = 0.05
 
@@ -149,7 +139,7 @@ class OptimizerConfig:
     # package.module.callable returning an optax GradientTransformation (sgjax.config_optax)
     name: str = "sgd"
     learning_rate: float = 0.025  # eta (word2vec: 0.025 skip-gram, 0.05 CBOW)
-    schedule: Schedule = Schedule.linear  # constant|linear|cosine|exponential|warmup_*
+    schedule: str = "linear"  # a name of sgjax.optim.SCHEDULES: constant|linear|cosine|...
     end_learning_rate: float | None = None  # null = 1e-4 * learning_rate (word2vec.c)
     warmup_fraction: float | None = None  # warmup_* schedules only; null = 0.05
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra optax constructor arguments
@@ -374,7 +364,14 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             "optimizer.end_learning_rate",
             "must be a finite number >= 0, or null (= 1e-4 * learning_rate)",
         )
-    if o.schedule == Schedule.exponential:
+    from sgjax.optim import SCHEDULES
+
+    check(
+        o.schedule in SCHEDULES,
+        "optimizer.schedule",
+        f"must be one of {', '.join(SCHEDULES)}",
+    )
+    if o.schedule == "exponential":
         check(o.end_lr > 0, "optimizer.end_learning_rate", "must be > 0 for schedule exponential")
     if o.warmup_fraction is not None:
         check(

@@ -81,7 +81,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from sgjax.config import ConfigError, OptimizerConfig, Schedule, Sparse
+from sgjax.config import ConfigError, OptimizerConfig, Sparse
 from sgjax.config_optax import chain_entries, display, resolve
 from sgjax.sparse import RowGrads, densify_tree, merge_rows
 
@@ -110,23 +110,23 @@ def _warmup_linear(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
 
 SCHEDULES: dict[str, Callable[[OptimizerConfig, int], optax.Schedule]] = {
     # eta fixed
-    Schedule.constant: lambda c, T: optax.constant_schedule(c.learning_rate),
+    "constant": lambda c, T: optax.constant_schedule(c.learning_rate),
     # word2vec: eta decays linearly to end_lr over the run, then stays there
-    Schedule.linear: lambda c, T: optax.linear_schedule(c.learning_rate, c.end_lr, T),
+    "linear": lambda c, T: optax.linear_schedule(c.learning_rate, c.end_lr, T),
     # half cosine from eta to end_lr
-    Schedule.cosine: lambda c, T: optax.cosine_decay_schedule(
+    "cosine": lambda c, T: optax.cosine_decay_schedule(
         c.learning_rate, T, alpha=c.end_lr / c.learning_rate
     ),
     # eta * (end_lr / eta) ** (step / T), floored at end_lr
-    Schedule.exponential: lambda c, T: optax.exponential_decay(
+    "exponential": lambda c, T: optax.exponential_decay(
         c.learning_rate, T, c.end_lr / c.learning_rate, end_value=c.end_lr
     ),
     # linear warmup 0 -> eta over warmup_fraction * T steps, then cosine to end_lr at T
-    Schedule.warmup_cosine: lambda c, T: optax.warmup_cosine_decay_schedule(
+    "warmup_cosine": lambda c, T: optax.warmup_cosine_decay_schedule(
         0.0, c.learning_rate, _warmup_steps(c, T), T, c.end_lr
     ),
     # linear warmup 0 -> eta, then linear decay to end_lr at T
-    Schedule.warmup_linear: _warmup_linear,
+    "warmup_linear": _warmup_linear,
 }
 
 
@@ -134,7 +134,7 @@ def build_schedule(cfg: OptimizerConfig, total_steps: int) -> optax.Schedule:
     """The learning-rate schedule ``step -> eta`` named by ``cfg.schedule``."""
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
-    return SCHEDULES[Schedule(cfg.schedule)](cfg, int(total_steps))
+    return SCHEDULES[cfg.schedule](cfg, int(total_steps))
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,7 +177,7 @@ def build_optimizer(cfg: OptimizerConfig, total_steps: int) -> SparseOptimizer:
     schedule = build_schedule(cfg, total_steps)
     chain = _make_chain(cfg)
     # a constant rate goes in as a number: some optax optimizers (sm3) take no schedule
-    opt = _make_tx(cfg, cfg.learning_rate if cfg.schedule == Schedule.constant else schedule)
+    opt = _make_tx(cfg, cfg.learning_rate if cfg.schedule == "constant" else schedule)
     tx = optax.chain(*(p.tx for p in chain), opt) if chain else opt
     # probes need a nonzero, fixed rate
     parts = [
