@@ -47,8 +47,8 @@ class NoiseSampler:
     in ``[start[b], start[b] + span]``, ``span`` the most words any bucket reaches into.
     A binary search over that window (``steps = ceil(log2(span + 1))``, static) gives
     exactly ``searchsorted(cdf, u, side="right")``: the same words from the same ``u``, in
-    one lookup and a few steps instead of log2(V) (about 3x faster on the XLA CPU backend
-    for V = 26k). Build with :func:`noise_sampler`; a pytree (``steps`` is static)."""
+    one lookup and a few steps instead of log2(V) (BENCHMARKS.md, "Where a step's time
+    goes"). Build with :func:`noise_sampler`; a pytree (``steps`` is static)."""
 
     cdf: jax.Array  # (V,) int32, as noise_table
     start: jax.Array  # (2^g,) int32
