@@ -53,9 +53,9 @@ def test_masked_logsumexp_all_masked_row_is_finite():
     with jax.enable_x64(True):
         u = jnp.array([[1e300, 2.0], [1.0, 2.0], [3.0, 1e300]])
         mask = jnp.array([[False, False], [True, True], [True, False]])
-        value, grad = jax.value_and_grad(lambda u: masked_logsumexp(u, mask).sum())(u)
-        assert np.isfinite(value) and np.isfinite(np.asarray(grad)).all()
-        lse = masked_logsumexp(u, mask)
+        lse, vjp = jax.jit(lambda u: jax.vjp(lambda u: masked_logsumexp(u, mask), u))(u)
+        (grad,) = vjp(jnp.ones(3))
+        assert np.isfinite(np.asarray(lse)).all() and np.isfinite(np.asarray(grad)).all()
         np.testing.assert_allclose(lse, [0.0, np.logaddexp(1.0, 2.0), 3.0], rtol=1e-15)
         np.testing.assert_array_equal(np.asarray(grad)[~np.asarray(mask)], 0.0)
 
