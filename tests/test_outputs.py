@@ -2,6 +2,7 @@
 specific identities of the sampling objectives (sampled softmax against the full softmax,
 accidental hits removed, padding)."""
 
+import dataclasses
 import functools
 
 import jax
@@ -11,10 +12,12 @@ import pytest
 
 from sgjax.gradcheck import check, random_problem
 from sgjax.inputs import INPUTS
+from sgjax.losses import batch_loss
 from sgjax.model import ModelSpec
 from sgjax.outputs import REGISTRY
+from sgjax.outputs import nce as nce_layer
 from sgjax.outputs.sampled import masked_logsumexp
-from sgjax.rules import value_and_rule
+from sgjax.rules import explicit_grads, value_and_rule
 from sgjax.sparse import densify, densify_tree
 
 PROBLEM = dict(vocab_size=20, dim=4, batch_size=6, window=2)
@@ -180,3 +183,52 @@ def test_sampled_softmax_removes_a_negative_equal_to_the_output_word(shared):
             u = np.asarray(params["W_out"] @ h) - np.asarray(consts["log_kpn"])
             S = [4, 1, 7]
             np.testing.assert_allclose(got[0], np.log(np.exp(u[S]).sum()) - u[4], rtol=1e-13)
+
+
+# --------------------------------------------------------------------------------------------
+# NCE
+
+
+@pytest.mark.parametrize(
+    "side,shared", [("skipgram", False), ("skipgram_context", True), ("cbow", False)]
+)
+def test_nce_with_k_pn_one_is_negative_sampling(side, shared):
+    """log(K P_n(w)) = 0 for every w: NCE's loss and rule are negative sampling's, exactly."""
+    nce = ModelSpec(input=side, output="nce", negatives=3, shared_negatives=shared)
+    ns = dataclasses.replace(nce, output="negative")
+    with jax.enable_x64(True):
+        params, batch, consts = random_problem(nce, **PROBLEM)
+        consts = {**consts, "log_kpn": jnp.zeros_like(consts["log_kpn"])}
+        loss = jax.jit(batch_loss, static_argnums=2)
+        rule = jax.jit(explicit_grads, static_argnums=2)
+        value = jax.jit(value_and_rule, static_argnums=2)
+        for f in (loss, rule, lambda *a: value(*a)[0]):
+            got, want = f(params, batch, nce, consts), f(params, batch, ns, consts)
+            for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+                np.testing.assert_array_equal(g, w)
+
+
+def test_nce_loss_is_the_formula():
+    """E = -log s(Delta(w_O)) - sum_{w_j in W_neg} log s(-Delta(w_j)),
+    Delta(w) = v'_w . h - log(K P_n(w)); a negative equal to w_O is skipped."""
+    V, w_O = 8, 5
+    negatives = [2, 5, 7, 2]
+    rng = np.random.default_rng(4)
+    W_out, h = rng.normal(size=(V, 3)), rng.normal(size=3)
+    log_kpn = np.log(len(negatives) * rng.dirichlet(np.ones(V)))
+
+    def log_s(x):
+        return -np.log1p(np.exp(-x))
+
+    delta = W_out @ h - log_kpn
+    want = -log_s(delta[w_O]) - sum(log_s(-delta[j]) for j in negatives if j != w_O)
+    with jax.enable_x64(True):
+        got = jax.jit(nce_layer.LAYER.loss, static_argnums=5)(
+            {"W_out": jnp.asarray(W_out)},
+            jnp.asarray(h),
+            jnp.asarray(w_O),
+            {"negatives": jnp.asarray(negatives)},
+            {"log_kpn": jnp.asarray(log_kpn)},
+            None,
+        )
+    np.testing.assert_allclose(got, want, rtol=1e-13)

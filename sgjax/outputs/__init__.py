@@ -8,6 +8,6 @@ config, with no edit here).
 # ruff: noqa: I001 - the import order is the registry's order
 
 from sgjax.outputs.base import REGISTRY, OutputLayer, OutputRule, lookup, register
-from sgjax.outputs import softmax, hierarchical, negative, sampled  # noqa: F401 - registers them
+from sgjax.outputs import softmax, hierarchical, negative, nce, sampled  # noqa: F401 - registers them
 
 __all__ = ["REGISTRY", "OutputLayer", "OutputRule", "lookup", "register"]
