@@ -50,7 +50,6 @@ and ``model.output`` are names in the registries of :mod:`sgjax.inputs` and
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -260,27 +259,6 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 def to_yaml(cfg: Config) -> str:
     """The resolved config as YAML; ``load_config`` of it gives back an equal Config."""
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
-
-
-@functools.cache
-def optax_optimizer_names() -> tuple[str, ...]:
-    """Names of the optax callables that take a ``learning_rate`` (valid ``optimizer.name``)."""
-    import inspect
-
-    import optax
-
-    names = []
-    for name in dir(optax):
-        obj = getattr(optax, name)
-        if name.startswith("_") or inspect.isclass(obj) or not callable(obj):
-            continue
-        try:
-            params = inspect.signature(obj).parameters
-        except (TypeError, ValueError):
-            continue
-        if "learning_rate" in params:
-            names.append(name)
-    return tuple(sorted(names))
 
 
 def _model_parts(cfg: Config, where: dict[str, str], source: str):

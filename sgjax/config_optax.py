@@ -1,7 +1,7 @@
 """What ``optimizer.name`` and ``optimizer.chain`` name: optax callables or dotted import paths.
 
 A name without a dot is looked up in optax: ``optimizer.name`` among the optimizers
-(:func:`sgjax.config.optax_optimizer_names`), a chain entry among the transforms
+(:func:`optax_optimizer_names`), a chain entry among the transforms
 (:func:`optax_transform_names`). A dotted name ``package.module.callable`` is imported with
 importlib (the longest importable module prefix, then attributes), so ``optax.adam``,
 ``optax.contrib.muon`` or a project's own ``mypkg.optim.my_transform`` all work; it must
@@ -23,14 +23,12 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sgjax.config import ConfigError, OptimizerConfig, optax_optimizer_names
+from sgjax.config import ConfigError, OptimizerConfig
 from sgjax.config_load import origin
 
 
-@functools.cache
-def optax_transform_names() -> tuple[str, ...]:
-    """Names of the optax callables that return a ``GradientTransformation`` (valid
-    ``optimizer.chain`` entries without a dotted path)."""
+def _optax_callables(keep: Callable[[inspect.Signature], bool]) -> tuple[str, ...]:
+    """Sorted names of optax's public functions whose signature ``keep`` accepts."""
     import optax
 
     names = []
@@ -39,12 +37,30 @@ def optax_transform_names() -> tuple[str, ...]:
         if name.startswith("_") or inspect.isclass(obj) or not callable(obj):
             continue
         try:
-            returns = inspect.signature(obj).return_annotation
+            sig = inspect.signature(obj)
         except (TypeError, ValueError):
             continue
-        if "GradientTransformation" in str(getattr(returns, "__name__", returns)):
+        if keep(sig):
             names.append(name)
     return tuple(sorted(names))
+
+
+@functools.cache
+def optax_optimizer_names() -> tuple[str, ...]:
+    """Names of the optax callables that take a ``learning_rate`` (valid ``optimizer.name``)."""
+    return _optax_callables(lambda sig: "learning_rate" in sig.parameters)
+
+
+@functools.cache
+def optax_transform_names() -> tuple[str, ...]:
+    """Names of the optax callables that return a ``GradientTransformation`` (valid
+    ``optimizer.chain`` entries without a dotted path)."""
+
+    def returns_transform(sig: inspect.Signature) -> bool:
+        r = sig.return_annotation
+        return "GradientTransformation" in str(getattr(r, "__name__", r))
+
+    return _optax_callables(returns_transform)
 
 
 def display(name: str) -> str:

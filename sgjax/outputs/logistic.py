@@ -6,7 +6,9 @@ fixed offset for NCE), one per (hidden vector, output row) the layer links. When
 hidden vectors of a group share the same S output rows (a centre's Huffman path shared by
 its C context vectors, a centre's negatives shared by its C pairs, one hidden vector's
 C x (1 + K) rows) the scores are one matrix product (H x N)(N x S) per group
-(:func:`logistic_rows`), which is the fast form on every backend.
+(:func:`logistic_rows`), which is the fast form on every backend. :func:`shared_scores`
+and :func:`shared_grads` are its two products, for any layer over shared rows (the sampled
+softmax uses them too).
 """
 
 from __future__ import annotations
@@ -51,6 +53,34 @@ def term_curvature(e: jax.Array, w: jax.Array) -> jax.Array:
     return w * a * (1.0 - a)
 
 
+def shared_scores(W_out: jax.Array, h_GxHxN: jax.Array, rows_GxS: jax.Array):
+    """``(u_GxHxS, v_GxSxN)``: the rows v'_j of each group and their scores u = h . v'_j,
+    one (H x N)(N x S) product per group (a matrix-vector product when H = 1)."""
+    v_GxSxN = W_out[rows_GxS]
+    if h_GxHxN.shape[1] == 1:
+        u = jnp.einsum("gsn,gn->gs", v_GxSxN, h_GxHxN[:, 0])[:, None, :]
+    else:
+        u = jnp.einsum("ghn,gsn->ghs", h_GxHxN, v_GxSxN)
+    return u, v_GxSxN
+
+
+def shared_grads(e_GxHxS, h_GxHxN, v_GxSxN, rows_GxS, used_GxS, num_rows: int):
+    """From the errors e = dE/du of each (hidden, row) term: ``EH_GxHxN = e V`` and the
+    row gradients dE/dv'_j = sum_h e_hj h as RowGrads, one entry per group row (rows not
+    ``used`` get the out-of-range index ``num_rows``)."""
+    G, H, N = h_GxHxN.shape
+    EH = jnp.einsum("ghs,gsn->ghn", e_GxHxS, v_GxSxN)
+    if H == 1:
+        rows_GxSxN = e_GxHxS[:, 0, :, None] * h_GxHxN[:, 0][:, None, :]
+    else:
+        # e^T as its own array: XLA would fold a plain transpose into the dot, whose
+        # transposed operand its CPU backend then runs on a slow generic path
+        e_GxSxH = jax.lax.optimization_barrier(jnp.swapaxes(e_GxHxS, 1, 2))
+        rows_GxSxN = jnp.einsum("gsh,ghn->gsn", e_GxSxH, h_GxHxN)
+    index = jnp.where(used_GxS, rows_GxS, num_rows).astype(jnp.int32)
+    return EH, RowGrads(index.reshape(-1), rows_GxSxN.reshape(-1, N))
+
+
 def logistic_rows(
     W_out: jax.Array,
     h_GxHxN: jax.Array,
@@ -68,27 +98,12 @@ def logistic_rows(
     ``(k_out (G*S,), k_h (G, H))``: sum_h w s'(u_hj) |h|^2 per row entry and
     sum_j w s'(u_hj) |v'_j|^2 per hidden vector (:func:`sgjax.rules.damp_rows`).
     """
-    G, H, N = h_GxHxN.shape
-    v_GxSxN = W_out[rows_GxS]
-    if H == 1:  # one hidden vector: a matrix-vector product per group
-        h_GxN = h_GxHxN[:, 0]
-        u = jnp.einsum("gsn,gn->gs", v_GxSxN, h_GxN)[:, None, :]
-    else:
-        u = jnp.einsum("ghn,gsn->ghs", h_GxHxN, v_GxSxN)
+    u, v_GxSxN = shared_scores(W_out, h_GxHxN, rows_GxS)
     if offset_GxS is not None:
         u = u + offset_GxS[:, None, :].astype(u.dtype)
     w = w_GxHxS if w_GxHxS.dtype == jnp.bool_ else w_GxHxS.astype(u.dtype)
     E, e_GxHxS = logistic_terms(u, jnp.broadcast_to(t_GxS[:, None, :], w.shape), w)
-    EH = jnp.einsum("ghs,gsn->ghn", e_GxHxS, v_GxSxN)
-    if H == 1:
-        rows_GxSxN = e_GxHxS[:, 0, :, None] * h_GxN[:, None, :]
-    else:
-        # e^T as its own array: XLA would fold a plain transpose into the dot, whose
-        # transposed operand its CPU backend then runs on a slow generic path
-        e_GxSxH = jax.lax.optimization_barrier(jnp.swapaxes(e_GxHxS, 1, 2))
-        rows_GxSxN = jnp.einsum("gsh,ghn->gsn", e_GxSxH, h_GxHxN)
-    index = jnp.where((w > 0).any(1), rows_GxS, W_out.shape[0]).astype(jnp.int32)
-    grad = RowGrads(index.reshape(-1), rows_GxSxN.reshape(-1, N))
+    EH, grad = shared_grads(e_GxHxS, h_GxHxN, v_GxSxN, rows_GxS, (w > 0).any(1), W_out.shape[0])
     if not curvature:
         return E, grad, EH
     k_GxHxS = term_curvature(e_GxHxS, w)

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 
 from sgjax.outputs import sampling
 from sgjax.outputs.base import OutputLayer, OutputRule, register
-from sgjax.sparse import RowGrads
+from sgjax.outputs.logistic import shared_grads, shared_scores
 
 
 def masked_logsumexp(u: jax.Array, mask: jax.Array, axis: int = -1) -> jax.Array:
@@ -73,12 +73,8 @@ def rule(params, h_BxHxN, targets_BxT, w_BxHxT, fields, consts, model, curvature
     T = targets_BxT.shape[1]
     negatives = fields["negatives"]
     c = sampling.candidates(h_BxHxN, targets_BxT, w_BxHxT, negatives)
-    G, Hg, _ = c.h.shape
-    v_GxSxN = W_out[c.rows]
-    if Hg == 1:  # one hidden vector per group: a matrix-vector product
-        u = jnp.einsum("gsn,gn->gs", v_GxSxN, c.h[:, 0])[:, None, :]
-    else:
-        u = jnp.einsum("ghn,gsn->ghs", c.h, v_GxSxN)
+    G = c.h.shape[0]
+    u, v_GxSxN = shared_scores(W_out, c.h, c.rows)
     u = u - consts["log_kpn"][c.rows][:, None, :].astype(u.dtype)
     if negatives.ndim == 2:  # shared: pair (b, h, t) takes column t and the K columns T..
         K = negatives.shape[1]
@@ -94,15 +90,9 @@ def rule(params, h_BxHxN, targets_BxT, w_BxHxT, fields, consts, model, curvature
         logits = u.reshape(G, 1, T, 1 + K)
         E, e = pair_softmax(logits, c.w.reshape(G, 1, T, 1 + K))
         e_GxHxS = e.reshape(G, 1, T * (1 + K))
-    EH = jnp.einsum("ghs,gsn->ghn", e_GxHxS, v_GxSxN).reshape(B, H, N)
-    if Hg == 1:
-        rows_GxSxN = e_GxHxS[:, 0, :, None] * c.h[:, 0][:, None, :]
-    else:  # e^T as its own array (see sgjax.outputs.logistic.logistic_rows)
-        e_GxSxH = jax.lax.optimization_barrier(jnp.swapaxes(e_GxHxS, 1, 2))
-        rows_GxSxN = jnp.einsum("gsh,ghn->gsn", e_GxSxH, c.h)
-    index = jnp.where((c.w > 0).any(1), c.rows, W_out.shape[0]).astype(jnp.int32)
-    grad = RowGrads(index.reshape(-1), rows_GxSxN.reshape(-1, N))
-    return OutputRule(E, EH, {"W_out": grad})
+    used = (c.w > 0).any(1)
+    EH, grad = shared_grads(e_GxHxS, c.h, v_GxSxN, c.rows, used, W_out.shape[0])
+    return OutputRule(E, EH.reshape(B, H, N), {"W_out": grad})
 
 
 LAYER = register(
