@@ -20,13 +20,13 @@ hidden vector of an example predicts every output word of it (H x T pairs, see
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from sgjax import registry
 from sgjax.sparse import RowGrads
 
 #: CBOW input updates: the paper's EH / C, or word2vec.c's EH.
@@ -155,25 +155,12 @@ INPUTS: dict[str, InputSide] = {
 
 def register_input(name: str, side: InputSide) -> InputSide:
     """Add ``side`` to :data:`INPUTS` under ``name``."""
-    if not isinstance(side, InputSide):
-        raise TypeError(f"register_input({name!r}, ...): expected an InputSide")
-    INPUTS[name] = side
-    return side
+    return registry.add(INPUTS, name, side, InputSide)
 
 
 def lookup_input(name: str) -> InputSide:
     """The side registered as ``name`` or at the dotted path ``name``."""
-    if name in INPUTS:
-        return INPUTS[name]
-    if "." in name:
-        module, _, attr = name.rpartition(".")
-        try:
-            side: Any = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"input side {name!r} cannot be imported: {e}") from None
-        if isinstance(side, InputSide):
-            return side
-    raise ValueError(f"unknown input side {name!r}; valid: {', '.join(INPUTS)}")
+    return registry.find(INPUTS, name, InputSide, "input side")
 
 
 def side_name(architecture: str, skipgram_input: str = "center") -> str:

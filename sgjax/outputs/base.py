@@ -21,11 +21,12 @@ in word2vec.c's orientation H = C, T = 1; CBOW H = T = 1. Fields a layer adds ha
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
+
+from sgjax import registry
 
 Params = dict[str, jax.Array]
 
@@ -79,27 +80,10 @@ REGISTRY: dict[str, OutputLayer] = {}
 
 def register(name: str, layer: OutputLayer) -> OutputLayer:
     """Add ``layer`` to the registry under ``name`` (replacing any earlier one)."""
-    if not isinstance(layer, OutputLayer):
-        raise TypeError(f"register({name!r}, ...): expected an OutputLayer, got {type(layer)}")
-    REGISTRY[name] = layer
-    return layer
+    return registry.add(REGISTRY, name, layer, OutputLayer)
 
 
 def lookup(name: str) -> OutputLayer:
     """The layer registered as ``name``, or the OutputLayer at the dotted path ``name``
     (``package.module.ATTRIBUTE``, imported on first use). ValueError lists the choices."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    if "." in name:
-        module, _, attr = name.rpartition(".")
-        try:
-            layer = getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as e:
-            raise ValueError(f"output layer {name!r} cannot be imported: {e}") from None
-        if not isinstance(layer, OutputLayer):
-            raise ValueError(f"{name!r} is a {type(layer).__name__}, not an OutputLayer")
-        return layer
-    raise ValueError(
-        f"unknown output layer {name!r}; valid: {', '.join(REGISTRY)} "
-        "(or the dotted path of an OutputLayer)"
-    )
+    return registry.find(REGISTRY, name, OutputLayer, "output layer")
