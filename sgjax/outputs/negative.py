@@ -48,16 +48,7 @@ def logistic_layer(offset: Offset = None) -> OutputLayer:
         k_out, k_h = out[3]
         return OutputRule(out[0], EH, {"W_out": out[1]}, {"W_out": k_out}, k_h.reshape(B, H))
 
-    return OutputLayer(
-        tables=lambda V: {"W_out": V},
-        prepare=sampling.prepare,
-        complete=sampling.complete,
-        scopes=sampling.scopes,
-        loss=loss,
-        rule=rule,
-        draws=True,
-        curvature=True,
-    )
+    return sampling.layer(loss, rule, curvature=True)
 
 
 LAYER = register("negative", logistic_layer())

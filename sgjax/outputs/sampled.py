@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from sgjax.outputs import sampling
-from sgjax.outputs.base import OutputLayer, OutputRule, register
+from sgjax.outputs.base import OutputRule, register
 from sgjax.outputs.logistic import shared_grads, shared_scores
 
 
@@ -95,15 +95,4 @@ def rule(params, h_BxHxN, targets_BxT, w_BxHxT, fields, consts, model, curvature
     return OutputRule(E, EH.reshape(B, H, N), {"W_out": grad})
 
 
-LAYER = register(
-    "sampled_softmax",
-    OutputLayer(
-        tables=lambda V: {"W_out": V},
-        prepare=sampling.prepare,
-        complete=sampling.complete,
-        scopes=sampling.scopes,
-        loss=loss,
-        rule=rule,
-        draws=True,
-    ),
-)
+LAYER = register("sampled_softmax", sampling.layer(loss, rule))

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgjax.noise import noise_sampler, noise_table, sample_negatives
+from sgjax.outputs.base import OutputLayer
 
 
 def prepare(vocab: Any, model: Any) -> dict:
@@ -51,6 +52,20 @@ def pair_terms(w_O: jax.Array, negatives_K: jax.Array):
     t = jnp.zeros(rows.shape, jnp.float32).at[0].set(1.0)
     w = jnp.concatenate([jnp.ones((1,), bool), negatives_K != w_O])
     return rows, t, w
+
+
+def layer(loss, rule, **flags) -> OutputLayer:
+    """An output layer over ``W_out`` (V, N) whose fields are the negatives drawn here."""
+    return OutputLayer(
+        tables=lambda V: {"W_out": V},
+        prepare=prepare,
+        complete=complete,
+        scopes=scopes,
+        loss=loss,
+        rule=rule,
+        draws=True,
+        **flags,
+    )
 
 
 class Candidates(NamedTuple):
