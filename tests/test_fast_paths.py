@@ -5,6 +5,7 @@ rules computed on independent parts of a batch. Each must give what the plain pa
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -12,11 +13,13 @@ import numpy as np
 import pytest
 
 from sgjax.config import OptimizerConfig
-from sgjax.gradcheck import VARIANTS, max_errors, random_problem
+from sgjax.gradcheck import max_errors, random_problem
 from sgjax.huffman import build_huffman
+from sgjax.inputs import INPUTS
+from sgjax.model import ModelSpec, complete, window_bucket_slices
 from sgjax.noise import NOISE_TOTAL, NoiseSampler, noise_sampler, noise_table, sample_negatives
 from sgjax.optim import build_optimizer
-from sgjax.pipeline import complete_batch, device_tree, window_bucket_slices
+from sgjax.outputs import REGISTRY
 from sgjax.sparse import densify_tree
 from sgjax.train import StepSpec, _grads, init_state, train_step_jit
 from sgjax.vocab import Vocab
@@ -55,6 +58,16 @@ def test_noise_sampler_is_a_pytree_with_static_steps():
         noise_sampler(noise_table(_vocab(100)), bucket_bits=40)
 
 
+def samples(output: str) -> bool:
+    """The layer draws ``negatives`` (sgjax.outputs.sampling): per pair, or shared."""
+    return "negatives" in REGISTRY[output].scopes(ModelSpec(output=output))
+
+
+def label(m: ModelSpec) -> str:
+    s = f"{m.input}-{m.output}" + ("-shared" if m.shared_negatives else "")
+    return s + ("" if m.cbow_update == "paper" else f"-{m.cbow_update}")
+
+
 def _batch(B: int = 16, C: int = 4, V: int = 30, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     mask = rng.random((B, C)) < 0.7
@@ -66,50 +79,64 @@ def _batch(B: int = 16, C: int = 4, V: int = 30, seed: int = 0) -> dict:
     }
 
 
-def test_complete_batch_shapes_of_the_variants():
+def test_complete_shapes_of_the_variants():
+    """The fields ``sgjax.model.complete`` adds for the fast variants: negatives shared per
+    example (B, K) or per (hidden, output word) pair (B, H, T, K) in either skip-gram
+    orientation; word2vec.c's skip-gram gets the centre's Huffman path, (B, 1, L). (Every
+    layer's fields against their scopes: tests/test_pipeline.py.)"""
     vocab = _vocab(30)
-    table, tree = noise_table(vocab), device_tree(build_huffman(vocab.counts))
+    tree = build_huffman(vocab.counts)
     b = _batch()
     B, C = b["context"].shape
     key = jax.random.PRNGKey(0)
-    shared = complete_batch(key, b, output="negative", negatives=3, table=table,
-                            shared_negatives=True)  # fmt: skip
+
+    def fields(**kw):
+        model = ModelSpec(negatives=3, **kw)
+        return complete(key, b, model.layer.prepare(vocab, model), model)
+
+    shared = fields(output="negative", shared_negatives=True)
     assert shared["negatives"].shape == (B, 3)
-    per_pair = complete_batch(key, b, output="negative", negatives=3, table=table)
-    assert per_pair["negatives"].shape == (B, C, 3)
-    paths = complete_batch(key, b, output="hierarchical", tree_arrays=tree,
-                           skipgram_input="context")  # fmt: skip
-    assert paths["points"].shape == (B, tree.points.shape[1])  # the centre's path
-    np.testing.assert_array_equal(paths["points"], np.asarray(tree.points)[b["center"]])
+    shared = fields(input="skipgram_context", output="negative", shared_negatives=True)
+    assert shared["negatives"].shape == (B, 3)
+    per_pair = fields(output="negative")
+    assert per_pair["negatives"].shape == (B, 1, C, 3)
+    per_pair = fields(input="skipgram_context", output="negative")
+    assert per_pair["negatives"].shape == (B, C, 1, 3)
+    paths = fields(input="skipgram_context", output="hierarchical")
+    assert paths["points"].shape == (B, 1, tree.points.shape[1])  # the centre's path
+    np.testing.assert_array_equal(paths["points"][:, 0], tree.points[np.asarray(b["center"])])
+    paths = fields(output="hierarchical")  # the paper's skip-gram: each context word's
+    assert paths["points"].shape == (B, C, tree.points.shape[1])
+    np.testing.assert_array_equal(paths["points"], tree.points[np.asarray(b["context"])])
 
 
-def _spec(arch: str, out: str, **kw) -> StepSpec:
-    opt = build_optimizer(OptimizerConfig(name="sgd", learning_rate=0.05), 100)
-    return StepSpec(arch, out, 3, True, "explicit", opt, **kw)
+@functools.cache
+def _sgd():
+    return build_optimizer(OptimizerConfig(name="sgd", learning_rate=0.05), 100)
 
 
+def _spec(model: ModelSpec, **kw) -> StepSpec:
+    """The step's spec; one optimizer for all, so equal specs share compiled steps."""
+    return StepSpec(model=model, optimizer=_sgd(), gradients="explicit", **kw)
+
+
+#: word2vec.c's skip-gram with every layer (shared negatives where it draws them; the full
+#: softmax's dense W_out gradient), and CBOW with hierarchical softmax
 PART_CASES = [
-    ("skipgram", "negative", {"skipgram_input": "context", "shared_negatives": True}),
-    ("skipgram", "softmax", {"skipgram_input": "context"}),  # a dense W_out gradient
-    ("cbow", "hierarchical", {}),
-]
+    ModelSpec(input="skipgram_context", output=o, negatives=3, shared_negatives=samples(o))
+    for o in REGISTRY
+] + [ModelSpec(input="cbow", output="hierarchical", negatives=3)]
 
 
-@pytest.mark.parametrize("arch,out,kw", PART_CASES)
-def test_batch_parts_give_the_same_gradient(arch, out, kw):
-    problem = {"shared_negatives": kw.get("shared_negatives", False)}
-    skipgram_input = kw.get("skipgram_input", "center")
+@pytest.mark.parametrize("model", PART_CASES, ids=label)
+def test_batch_parts_give_the_same_gradient(model):
     with jax.enable_x64(True):
-        params, batch = random_problem(
-            arch, out, batch_size=12, skipgram_input=skipgram_input, **problem
-        )
-        params = jax.tree.map(jnp.asarray, params)
-        batch = jax.tree.map(jnp.asarray, batch)
-        one = _spec(arch, out, **kw)
-        grads = jax.jit(_grads, static_argnums=2)
-        E1, g1 = grads(params, batch, one)
+        params, batch, consts = random_problem(model, batch_size=12)
+        one = _spec(model)
+        grads = jax.jit(_grads, static_argnums=3)
+        E1, g1 = grads(params, batch, consts, one)
         for parts in (2, 3):
-            E, g = grads(params, batch, dataclasses.replace(one, batch_parts=parts))
+            E, g = grads(params, batch, consts, dataclasses.replace(one, batch_parts=parts))
             np.testing.assert_allclose(E, E1, rtol=1e-12)
             assert max_errors(densify_tree(g, params), densify_tree(g1, params))[1] <= 1e-12
 
@@ -129,32 +156,33 @@ def _bucketed(batch: dict, window: int, seed: int = 0) -> dict:
     return {**batch, "mask": mask}
 
 
+#: every input side with every layer, shared negatives where the side has several pairs
+#: per example (CBOW's context slots are cut the same way either way), CBOW's word2vec update
 BUCKET_CASES = [
-    *((a, o, opts) for a, o, opts in VARIANTS),
-    ("cbow", "negative", {"cbow_update": "word2vec"}),
-]
+    ModelSpec(input=i, output=o, negatives=3, shared_negatives=shared)
+    for i in INPUTS
+    for o in REGISTRY
+    for shared in ((False, True) if samples(o) and INPUTS[i].layout(2) != (1, 1) else (False,))
+] + [ModelSpec(input="cbow", output="negative", negatives=3, cbow_update="word2vec")]
 
 
-@pytest.mark.parametrize("arch,out,opts", BUCKET_CASES, ids=str)
-def test_window_buckets_give_the_same_gradient(arch, out, opts):
+@pytest.mark.parametrize("model", BUCKET_CASES, ids=label)
+def test_window_buckets_give_the_same_gradient(model):
     """The rule computed per window group on its 2b slots (window_bucket_slices) equals the
     rule on the whole padded batch, for every model and record variant (float64)."""
     window = 3
-    problem = {k: v for k, v in opts.items() if k != "cbow_update"}
     with jax.enable_x64(True):
-        params, batch = random_problem(arch, out, batch_size=12, window=window, **problem)
-        batch = _bucketed(batch, window)
-        params = jax.tree.map(jnp.asarray, params)
-        batch = jax.tree.map(jnp.asarray, batch)
-        spec = _spec(arch, out, **opts)
-        grads = jax.jit(_grads, static_argnums=2)
-        E1, g1 = grads(params, batch, spec)
-        E, g = grads(params, batch, dataclasses.replace(spec, window_buckets=window))
+        params, batch, consts = random_problem(model, batch_size=12, window=window)
+        batch = jax.tree.map(jnp.asarray, _bucketed(batch, window))
+        spec = _spec(model)
+        grads = jax.jit(_grads, static_argnums=3)
+        E1, g1 = grads(params, batch, consts, spec)
+        E, g = grads(params, batch, consts, dataclasses.replace(spec, window_buckets=window))
         assert float(E1) > 0
         np.testing.assert_allclose(E, E1, rtol=1e-12)
         assert max_errors(densify_tree(g, params), densify_tree(g1, params))[1] <= 1e-12
         # and the slices hold every real slot: dropping a group changes the result
-        slices = window_bucket_slices(batch, window)
+        slices = window_bucket_slices(batch, window, model)
         assert sum(int(p["mask"].sum()) for p in slices) == int(batch["mask"].sum())
         assert [p["context"].shape[1] for p in slices] == [2, 4, 6]
 
@@ -171,25 +199,37 @@ def _groups(n_steps: int, S: int, B: int = 16, C: int = 4, V: int = 30) -> list[
     return groups
 
 
+#: negative sampling's plain step, and every layer that draws its fields with the fast
+#: options (negatives shared per example, word2vec.c's skip-gram, the rule in two parts)
+FAST = {"input": "skipgram_context", "shared_negatives": True}
+DRAW_CASES = [(ModelSpec(output="negative", negatives=3), {})] + [
+    (ModelSpec(output=o, negatives=3, **FAST), {"batch_parts": 2})
+    for o in REGISTRY
+    if REGISTRY[o].draws
+]
+
+
 @pytest.mark.parametrize(
-    "kw", [{}, {"shared_negatives": True, "skipgram_input": "context", "batch_parts": 2}]
+    "model,kw", DRAW_CASES, ids=[label(m) + ("-parts" if kw else "") for m, kw in DRAW_CASES]
 )
-def test_negatives_do_not_depend_on_steps_per_call(kw):
+def test_negatives_do_not_depend_on_steps_per_call(model, kw):
     """Step t draws its negatives with fold_in(key, t): 8 steps in calls of 2 or of 4 give
     the same parameters."""
     V = 30
-    spec = _spec("skipgram", "negative", **kw)
-    tables = {"noise": noise_sampler(noise_table(_vocab(V)))}
+    spec = _spec(model, **kw)
+    tables = model.layer.prepare(_vocab(V), model)
     finals = []
     for S in (2, 4):
-        state = init_state(jax.random.PRNGKey(0), V, 8, "negative", spec.optimizer)
+        state = init_state(jax.random.PRNGKey(0), V, 8, model.output, spec.optimizer)
         state = state.replace(params=jax.tree.map(lambda x: x + 0.1, state.params))
+        init = jax.tree.map(np.asarray, state.params)
         for g in _groups(8, S):
             state, m = train_step_jit(state, g, tables, spec)
             assert bool(m["finite"])
         assert int(state.step) == 8
         finals.append(jax.tree.map(np.asarray, state.params))
     for k in finals[0]:
+        assert np.abs(finals[0][k] - init[k]).max() > 1e-4, k  # training moved every table
         np.testing.assert_allclose(finals[0][k], finals[1][k], rtol=1e-6, atol=1e-7)
 
 

@@ -18,10 +18,13 @@ from sgjax.batches import _mask_table, epoch_batches
 from sgjax.corpus import CorpusStats, token_spans
 from sgjax.encode import EncodedCorpus, _ByteLookup, encode_corpus
 from sgjax.huffman import build_huffman, path_fields
-from sgjax.losses import example_loss
+from sgjax.inputs import INPUTS
+from sgjax.losses import pair_losses
+from sgjax.model import ModelSpec, complete
+from sgjax.model import spec as model_spec
 from sgjax.noise import NOISE_TOTAL, noise_table, sample_negatives
+from sgjax.outputs import REGISTRY
 from sgjax.params import init_params
-from sgjax.pipeline import complete_batch, device_tree
 from sgjax.vocab import Vocab, build_vocab, keep_probs, noise_distribution
 
 # Words that stress the byte keys: 8/9/16/17/24/25-byte boundaries, NUL bytes, shared
@@ -194,7 +197,7 @@ def test_ten_million_token_line(tmp_path):
 
 
 def run_epoch(enc, vocab, **kw):
-    args = dict(architecture="skipgram", window=3, sample=0.0, batch_size=16, seed=0, epoch=0)
+    args = dict(window=3, sample=0.0, batch_size=16, seed=0, epoch=0)
     args.update(kw)
     return list(epoch_batches(enc, vocab, **args))
 
@@ -381,13 +384,29 @@ def test_deterministic_per_seed_and_epoch():
     assert not np.array_equal(a, flat(run_epoch(enc, vocab, seed=4, epoch=1, **kw)))
 
 
-def test_cbow_record_is_the_same():
+def test_one_record_serves_every_input_side():
+    """The epoch's record names no architecture: every input side reads the same batches.
+    Skip-gram's pairs are the real context slots (centre -> context, or each context word ->
+    centre), CBOW's one pair per real example."""
     enc, vocab = distinct_corpus(np.random.default_rng(3), 50, 10)
-    sg = run_epoch(enc, vocab, architecture="skipgram")
-    cb = run_epoch(enc, vocab, architecture="cbow")
-    for x, y in zip(sg, cb, strict=True):
-        for k in x:
-            np.testing.assert_array_equal(x[k], y[k])
+    batches = run_epoch(enc, vocab)
+    W = jnp.zeros((len(vocab), 4))
+    for b in batches:
+        B, C = b["context"].shape
+        pairs = {}
+        for name, side in INPUTS.items():
+            model = ModelSpec(input=name)
+            H, T = side.layout(C)
+            h, hmask = side.hidden(W, b, model)
+            targets, tmask = side.targets(b)
+            assert h.shape == (B, H, 4) and targets.shape == (B, T), name
+            pairs[name] = int((hmask[:, :, None] & tmask[:, None, :]).sum())
+        np.testing.assert_array_equal(INPUTS["skipgram"].targets(b)[0], b["context"])
+        np.testing.assert_array_equal(INPUTS["cbow"].targets(b)[0][:, 0], b["center"])
+        slots, examples = int(b["mask"].sum()), int(b["mask"].any(1).sum())
+        assert slots > examples > 0
+        assert pairs["skipgram"] == pairs["skipgram_context"] == slots
+        assert pairs["cbow"] == examples
 
 
 def test_no_examples_gives_one_masked_batch_with_all_words():
@@ -411,7 +430,6 @@ def test_words_attribute_dropped_tokens():
 @pytest.mark.parametrize(
     ("kw", "match"),
     [
-        (dict(architecture="glove"), "architecture"),
         (dict(window=0), "window"),
         (dict(batch_size=0), "batch_size"),
         (dict(sample=-1.0), "sample"),
@@ -459,7 +477,7 @@ def test_subsampling_kept_fraction_of_the_20_most_frequent_words():
     seen = np.zeros(len(vocab), np.int64)
     for epoch in range(E):
         for b in epoch_batches(
-            enc, vocab, architecture="skipgram", window=5, sample=sample,
+            enc, vocab, window=5, sample=sample,
             batch_size=4096, seed=11, epoch=epoch,
         ):  # fmt: skip
             real = b["mask"].any(1)
@@ -482,7 +500,7 @@ def test_effective_window_is_uniform():
     p_in = np.arange(enc.n_tokens) - offs[sent_of]
     r_in = offs[sent_of + 1] - 1 - np.arange(enc.n_tokens)
     for b in epoch_batches(
-        enc, vocab, architecture="skipgram", window=window, sample=0.0,
+        enc, vocab, window=window, sample=0.0,
         batch_size=1024, seed=5, epoch=0,
     ):  # fmt: skip
         real = b["mask"].any(1)
@@ -521,58 +539,85 @@ def test_negatives_follow_counts_power(exponent):
 # completing batches on the device
 
 
-@pytest.mark.parametrize("architecture", ["skipgram", "cbow"])
-@pytest.mark.parametrize("output", ["negative", "hierarchical", "softmax"])
-def test_complete_batch_fields_and_padding_contributes_nothing(architecture, output):
+def _complete_cases():
+    """Every input side with every output layer, and with shared negatives where the layer
+    draws them."""
+    for side in INPUTS:
+        for output in REGISTRY:
+            yield ModelSpec(input=side, output=output, negatives=4)
+            if "negatives" in REGISTRY[output].scopes(ModelSpec(output=output)):
+                yield ModelSpec(input=side, output=output, negatives=4, shared_negatives=True)
+
+
+def _label(m: ModelSpec) -> str:
+    return f"{m.input}-{m.output}" + ("-shared" if m.shared_negatives else "")
+
+
+@pytest.mark.parametrize("model", list(_complete_cases()), ids=_label)
+def test_complete_fields_and_padding_contributes_nothing(model):
+    """``sgjax.model.complete`` (the layer's ``prepare`` and ``complete``) on an epoch's
+    padded last batch: the layer's fields, shaped by their scopes; the batch's own fields
+    (``words`` too) passed through; padded examples have E = 0, real ones E > 0."""
     enc, vocab = zipf_stream(2, 3_000, 60, 10)
-    batches = run_epoch(enc, vocab, architecture=architecture, batch_size=128, window=2)
+    batches = run_epoch(enc, vocab, batch_size=128, window=2)
     last = batches[-1]
     assert not last["mask"].all(1).all()  # the last batch is padded
-    tree = build_huffman(vocab.counts)
-    table = noise_table(vocab)
-
-    @jax.jit
-    def complete(key, batch):
-        return complete_batch(
-            key, batch, output=output, negatives=4, table=table,
-            tree_arrays=device_tree(tree), architecture=architecture,
-        )  # fmt: skip
-
-    full = complete(jax.random.PRNGKey(0), {k: jnp.asarray(v) for k, v in last.items()})
+    consts = model.layer.prepare(vocab, model)
+    fill = jax.jit(complete, static_argnums=3)
+    full = fill(jax.random.PRNGKey(0), {k: jnp.asarray(v) for k, v in last.items()}, consts, model)
     assert int(full.pop("words")) == int(last["words"])  # passed through; not per example
     last = {k: v for k, v in last.items() if k != "words"}
+    for k, v in last.items():
+        np.testing.assert_array_equal(np.asarray(full[k]), v)
     B, C = last["context"].shape
-    per = (B, C) if architecture == "skipgram" else (B,)
-    if output == "negative":
-        assert full["negatives"].shape == (*per, 4) and full["negatives"].dtype == jnp.int32
+    H, T = model.side.layout(C)
+    scopes = model.layer.scopes(model)
+    assert set(full) == set(last) | set(scopes)
+    lead = {"example": (B,), "target": (B, T), "pair": (B, H, T)}
+    for name, scope in scopes.items():
+        assert full[name].shape[: len(lead[scope])] == lead[scope], name
+    if "negatives" in scopes:  # i.i.d. noise words: K per pair, or per example if shared
+        shape = (B, 4) if model.shared_negatives else (B, H, T, 4)
+        assert full["negatives"].shape == shape and full["negatives"].dtype == jnp.int32
         assert 0 <= int(full["negatives"].min()) and int(full["negatives"].max()) < len(vocab)
-    elif output == "hierarchical":
-        words = last["context"] if architecture == "skipgram" else last["center"]
+    if model.output == "hierarchical":  # the output words' Huffman paths
+        tree = build_huffman(vocab.counts)
+        words = last["context"] if model.input == "skipgram" else last["center"][:, None]
         expected = path_fields(tree, words)
         for k in ("points", "codes", "path_mask"):
-            assert full[k].shape == (*per, tree.max_length)
+            assert full[k].shape == (B, T, tree.max_length)
             np.testing.assert_array_equal(np.asarray(full[k]), expected[k])
-    else:
-        assert set(full) == set(last)
-    params = init_params(jax.random.PRNGKey(1), len(vocab), 8, output)
+    if model.output == "softmax":
+        assert not scopes
+    params = init_params(jax.random.PRNGKey(1), len(vocab), 8, model.output)
     params = jax.tree.map(lambda x: x + 0.1, params)  # nonzero output vectors
-    losses = jax.vmap(example_loss(architecture, output), in_axes=(None, 0))(params, full)
+    E, w = jax.jit(pair_losses, static_argnums=2)(params, full, model, consts)
+    losses = np.asarray((E * w).sum((1, 2)))
     real = last["mask"].any(1)
-    assert np.all(np.asarray(losses)[~real] == 0.0)
-    assert np.all(np.asarray(losses)[real] > 0.0)
+    assert np.all(losses[~real] == 0.0)
+    assert np.all(losses[real] > 0.0)
 
 
-def test_complete_batch_errors():
-    batch = {"center": jnp.zeros(2, jnp.int32), "context": jnp.zeros((2, 2), jnp.int32)}
+def test_complete_errors():
+    """Unknown input sides and output layers are errors that list the choices; a layer's
+    ``complete`` without the constants its ``prepare`` makes names the missing one."""
+    with pytest.raises(ValueError, match="input side 'glove'.*skipgram"):
+        ModelSpec(input="glove").side  # noqa: B018
+    with pytest.raises(ValueError, match="output layer 'glove'.*negative"):
+        ModelSpec(output="glove").layer  # noqa: B018
+    with pytest.raises(ValueError, match="skipgram_input"):
+        model_spec("skipgram", "negative", skipgram_input="centre")
+    batch = {
+        "center": jnp.zeros(2, jnp.int32),
+        "context": jnp.zeros((2, 2), jnp.int32),
+        "mask": jnp.ones((2, 2), bool),
+    }
     key = jax.random.PRNGKey(0)
-    with pytest.raises(ValueError, match="noise_table"):
-        complete_batch(key, batch, output="negative")
-    with pytest.raises(ValueError, match="tree_arrays"):
-        complete_batch(key, batch, output="hierarchical")
-    with pytest.raises(ValueError, match="output layer"):
-        complete_batch(key, batch, output="nce")
-    with pytest.raises(ValueError, match="architecture"):
-        complete_batch(key, batch, output="softmax", architecture="glove")
+    with pytest.raises((KeyError, ValueError), match="noise"):
+        complete(key, batch, {}, ModelSpec(output="negative"))
+    with pytest.raises((KeyError, ValueError), match="tree"):
+        complete(key, batch, {}, ModelSpec(output="hierarchical"))
+    assert set(complete(key, batch, {}, ModelSpec(output="softmax"))) == set(batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -589,7 +634,7 @@ def test_realtext_end_to_end(tmp_path):
     assert encode_corpus(path, vocab, tmp_path / "cache").reused
     rows = words = 0
     for b in epoch_batches(
-        enc, vocab, architecture="skipgram", window=5, sample=1e-3,
+        enc, vocab, window=5, sample=1e-3,
         batch_size=1024, seed=0, epoch=0,
     ):  # fmt: skip
         rows += int(b["mask"].any(1).sum())

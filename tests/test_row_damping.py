@@ -1,72 +1,102 @@
 """Row damping for large batches (``train.row_damping``): the rules' per-entry curvature is
 the trace of the loss's Hessian along each row (checked against jax's second derivatives in
-float64, for every skip-gram record variant), and :func:`sgjax.rules.damp_rows` scales each
-row's summed update by (1 - exp(-x)) / x, x = eta x its summed curvature."""
+float64, for every input side and output layer that define it, and each record variant),
+and :func:`sgjax.rules.damp_rows` scales each row's summed update by (1 - exp(-x)) / x,
+x = eta x its summed curvature."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sgjax.config import ConfigError, OptimizerConfig, load_config
-from sgjax.gradcheck import VARIANTS, random_problem
+from sgjax.config import ConfigError, load_config
+from sgjax.gradcheck import random_problem
+from sgjax.inputs import INPUTS
 from sgjax.losses import batch_loss
-from sgjax.optim import build_optimizer
+from sgjax.model import ModelSpec
+from sgjax.outputs import REGISTRY
 from sgjax.rules import damp_rows, value_and_rule
 from sgjax.sparse import RowGrads, densify_tree
-from sgjax.train import StepSpec, _grads
-
-SKIPGRAM_BINARY = [(a, o, opts) for a, o, opts in VARIANTS if a == "skipgram" and o != "softmax"]
+from sgjax.train import _grads
 
 
-def _row_hessian_traces(params: dict, batch: dict, key: str, output: str, sgi: str):
-    """trace of d^2 E / d(table[r])^2 for every row r of params[key] (R,), by forward-over-
+def curvature_defined(model: ModelSpec) -> bool:
+    return model.side.input_curvature is not None and model.layer.curvature
+
+
+def label(m: ModelSpec) -> str:
+    return f"{m.input}-{m.output}" + ("-shared" if m.shared_negatives else "")
+
+
+#: every input side with every output layer, and with shared negatives where it draws them
+ALL = [
+    ModelSpec(input=i, output=o, negatives=3, shared_negatives=shared)
+    for i in INPUTS
+    for o in REGISTRY
+    for shared in (
+        (False, True) if "negatives" in REGISTRY[o].scopes(ModelSpec(output=o)) else (False,)
+    )
+]
+CURVATURE = [m for m in ALL if curvature_defined(m)]
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _row_hessian_traces(params: dict, batch: dict, model: ModelSpec, consts: dict) -> dict:
+    """trace of d^2 E / d(table[r])^2 for every row r of every table (R,), by forward-over-
     reverse products with every coordinate's unit vector."""
-    table = params[key]
 
-    def E(t):
-        return batch_loss({**params, key: t}, batch, "skipgram", output, True, "paper", sgi)
+    def trace(key: str) -> jax.Array:
+        table = params[key]
 
-    g = jax.grad(E)
-    basis = jnp.eye(table.size, dtype=table.dtype).reshape(table.size, *table.shape)
-    diag = jax.vmap(lambda v: (jax.jvp(g, (table,), (v,))[1] * v).sum())(basis)
-    return diag.reshape(table.shape).sum(1)
+        def E(t):
+            return batch_loss({**params, key: t}, batch, model, consts)
+
+        g = jax.grad(E)
+        basis = jnp.eye(table.size, dtype=table.dtype).reshape(table.size, *table.shape)
+        diag = jax.vmap(lambda v: (jax.jvp(g, (table,), (v,))[1] * v).sum())(basis)
+        return diag.reshape(table.shape).sum(1)
+
+    return {key: trace(key) for key in params}
 
 
-@pytest.mark.parametrize("arch,out,opts", SKIPGRAM_BINARY, ids=str)
-def test_curvature_is_the_trace_of_each_rows_hessian(arch, out, opts):
-    sgi = opts.get("skipgram_input", "center")
+@pytest.mark.parametrize("model", CURVATURE, ids=label)
+def test_curvature_is_the_trace_of_each_rows_hessian(model):
     with jax.enable_x64(True):
-        params, batch = random_problem(arch, out, vocab_size=20, dim=4, batch_size=6, **opts)
-        params = jax.tree.map(jnp.asarray, params)
-        batch = jax.tree.map(jnp.asarray, batch)
-        E, grads, curv = value_and_rule(
-            params, batch, arch, out, skipgram_input=sgi, curvature=True
-        )
-        E0, grads0 = value_and_rule(params, batch, arch, out, skipgram_input=sgi)
+        params, batch, consts = random_problem(model, vocab_size=20, dim=4, batch_size=6)
+        rule = jax.jit(value_and_rule, static_argnums=(2, 4))
+        E, grads, curv = rule(params, batch, model, consts, True)
+        E0, grads0 = rule(params, batch, model, consts, False)
         np.testing.assert_allclose(E, E0, rtol=1e-12)  # asking for curvature changes nothing
+        assert set(curv) == set(grads) == set(params)
+        traces = _row_hessian_traces(params, batch, model, consts)
         for k in params:
             R = params[k].shape[0]
             assert curv[k].shape == grads[k].index.shape
             np.testing.assert_array_equal(grads[k].value, grads0[k].value)
             got = jnp.zeros(R + 1).at[jnp.minimum(grads[k].index, R)].add(curv[k])
             assert float(got[R]) == 0.0  # padding entries carry no curvature
-            want = _row_hessian_traces(params, batch, k, out, sgi)
+            want = traces[k]
             assert float(want.max()) > 0
             np.testing.assert_allclose(got[:R], want, rtol=1e-9, atol=1e-12)
 
 
-def test_curvature_is_refused_where_it_is_not_defined():
-    params, batch = random_problem("cbow", "negative")
-    with pytest.raises(ValueError, match="skip-gram"):
-        value_and_rule(params, batch, "cbow", "negative", curvature=True)
-    params, batch = random_problem("skipgram", "softmax")
-    with pytest.raises(ValueError, match="softmax"):
-        value_and_rule(params, batch, "skipgram", "softmax", curvature=True)
+@pytest.mark.parametrize(
+    "model", [m for m in ALL if not curvature_defined(m) and not m.shared_negatives], ids=label
+)
+def test_curvature_is_refused_where_it_is_not_defined(model):
+    """CBOW (no input curvature), and layers without row curvature (the full and the
+    sampled softmax)."""
+    assert model.input == "cbow" or not model.layer.curvature
+    params, batch, consts = random_problem(model, vocab_size=20, dim=4, batch_size=6, window=2)
+    match = re.escape(f"input side {model.input} with output layer {model.output}")
+    with pytest.raises(ValueError, match=match):
+        value_and_rule(params, batch, model, consts, curvature=True)
 
 
 def test_damp_rows_scales_each_row_by_its_summed_curvature():
@@ -90,40 +120,39 @@ def test_damp_rows_scales_each_row_by_its_summed_curvature():
     np.testing.assert_allclose(tiny["W"].value[:3, 0], 1 - 0.5 * 3e-9, rtol=1e-7)
 
 
-def _spec(arch: str, out: str, **kw) -> StepSpec:
-    opt = build_optimizer(OptimizerConfig(name="sgd", learning_rate=0.05), 100)
-    return StepSpec(arch, out, 3, True, "explicit", opt, **kw)
+#: each layer with row curvature, in the paper's skip-gram and in word2vec.c's with the
+#: fast options (negatives shared per example where the layer draws them)
+DAMPED = [m for m in CURVATURE if m.input == "skipgram" and not m.shared_negatives] + [
+    m
+    for m in CURVATURE
+    if m.input == "skipgram_context"
+    and m.shared_negatives == ("negatives" in m.layer.scopes(ModelSpec(output=m.output)))
+]
 
 
-@pytest.mark.parametrize(
-    "opts",
-    [
-        {"skipgram_input": "context", "shared_negatives": True},
-        {"skipgram_input": "center"},
-    ],
-    ids=str,
-)
-def test_damped_step_is_the_same_on_window_groups(opts):
+@pytest.mark.parametrize("model", DAMPED, ids=label)
+def test_damped_step_is_the_same_on_window_groups(model):
     """With window buckets the curvature of the groups is joined like their rows: the
     damped gradient equals the damped gradient of the whole batch."""
-    from test_fast_paths import _bucketed  # tests/ is on sys.path (rootdir-less test modules)
+    # tests/ is on sys.path (rootdir-less test modules); test_fast_paths' specs share its
+    # optimizer, so the undamped step here is the one its window-bucket test compiled
+    from test_fast_paths import _bucketed, _spec
 
     window = 3
     with jax.enable_x64(True):
-        params, batch = random_problem("skipgram", "negative", batch_size=12, window=window, **opts)
+        params, batch, consts = random_problem(model, batch_size=12, window=window)
         batch = jax.tree.map(jnp.asarray, _bucketed(batch, window))
-        params = jax.tree.map(jnp.asarray, params)
-        spec = _spec("skipgram", "negative", row_damping=True, **opts)
+        spec = _spec(model, row_damping=True)
         lr = jnp.float64(0.3)
-        grads = jax.jit(_grads, static_argnums=2)
-        E1, g1 = grads(params, batch, spec, lr)
-        E, g = grads(params, batch, dataclasses.replace(spec, window_buckets=window), lr)
+        grads = jax.jit(_grads, static_argnums=3)
+        E1, g1 = grads(params, batch, consts, spec, lr)
+        E, g = grads(params, batch, consts, dataclasses.replace(spec, window_buckets=window), lr)
         np.testing.assert_allclose(E, E1, rtol=1e-12)
         d, d1 = densify_tree(g, params), densify_tree(g1, params)
         for k in params:
             np.testing.assert_allclose(d[k], d1[k], rtol=1e-10, atol=1e-13)
         # and damping changed the update (the batch repeats rows)
-        _, plain = grads(params, batch, dataclasses.replace(spec, row_damping=False))
+        _, plain = grads(params, batch, consts, dataclasses.replace(spec, row_damping=False))
         assert not np.allclose(densify_tree(plain, params)["W_out"], d1["W_out"])
 
 

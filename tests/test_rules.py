@@ -1,9 +1,19 @@
-"""The paper's losses and explicit rules: rule == jax.grad(loss) in float64, for every
-combination, plus finite differences, normalisation, masking and jit/vmap."""
+"""The losses and explicit rules of every model (each input side of ``sgjax.inputs.INPUTS``
+with each output layer of ``sgjax.outputs.REGISTRY``): rule == jax.grad(loss) in float64
+(and == the same rule pair by pair), plus finite differences, normalisation, masking and
+jit/vmap.
+
+Compiling is most of the cost, so the tests share compiled programs: they use the jitted
+functions of ``gradcheck.check`` (jax caches them per model and shapes) on its default
+problem, and where a test needs another batch it keeps the batch's shapes (padding rows,
+which contribute nothing, fill it up).
+"""
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
+import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -11,18 +21,65 @@ import numpy as np
 import pytest
 
 from sgjax.cli import main
-from sgjax.gradcheck import COMBINATIONS, VARIANTS, check, max_errors, random_problem
-from sgjax.huffman import build_huffman, path_fields
-from sgjax.losses import batch_loss, example_loss
-from sgjax.params import init_params
+from sgjax.gradcheck import check, max_errors, random_problem, toy_vocab
+from sgjax.huffman import build_huffman
+from sgjax.inputs import INPUTS
+from sgjax.losses import batch_loss, pair_losses
+from sgjax.model import ModelSpec, complete
+from sgjax.outputs import REGISTRY
+from sgjax.params import init_params, table_rows
 from sgjax.rules import explicit_grads, value_and_rule
 from sgjax.sparse import RowGrads, densify
+from sgjax.vocab import Vocab
 
-CASES = [
-    (arch, out, cbow_mean, seed)
-    for (arch, out), cbow_mean, seed in itertools.product(COMBINATIONS, (True, False), (0, 1))
-    if cbow_mean or arch == "cbow"
+
+def samples(output: str) -> bool:
+    """The layer draws ``negatives`` (sgjax.outputs.sampling): per pair, or shared."""
+    return "negatives" in REGISTRY[output].scopes(ModelSpec(output=output))
+
+
+def label(m: ModelSpec) -> str:
+    s = f"{m.input}-{m.output}"
+    s += "-shared" if m.shared_negatives else ""
+    s += "" if m.cbow_mean else "-sum"
+    return s + ("" if m.cbow_update == "paper" else f"-{m.cbow_update}")
+
+
+#: every input side with every output layer
+BASE = [ModelSpec(input=i, output=o, negatives=4) for i in INPUTS for o in REGISTRY]
+#: ... and with negatives shared by an example's pairs, where the layer draws negatives
+VARIANTS = BASE + [dataclasses.replace(m, shared_negatives=True) for m in BASE if samples(m.output)]
+#: ... and CBOW's other options: h the sum of the context vectors, word2vec.c's update
+RULE_MODELS = VARIANTS + [
+    dataclasses.replace(m, **opts)
+    for m in BASE
+    if m.input == "cbow"
+    for opts in ({"cbow_mean": False}, {"cbow_update": "word2vec"})
 ]
+SAMPLING = [m for m in VARIANTS if samples(m.output)]
+
+
+def _static_signature(model: ModelSpec, seed: int) -> tuple:
+    """What the compiled programs of ``random_problem(model, seed=seed)`` depend on besides
+    the model: the layer's constants' structure and shapes (the noise sampler's static
+    search steps, the Huffman paths' length), set by the seed's toy vocabulary."""
+    consts = model.layer.prepare(toy_vocab(50, seed), model)
+    leaves = jax.tree.leaves(consts)
+    return jax.tree.structure(consts), tuple((x.shape, str(x.dtype)) for x in leaves)
+
+
+def second_seed(model: ModelSpec) -> int:
+    """The first seed after 0 whose problem compiles to the same programs as seed 0's (a
+    different random problem, at no compile cost)."""
+    # the input side's options do not change the layer's constants
+    base = dataclasses.replace(model, input="skipgram", cbow_mean=True, cbow_update="paper")
+    return _second_seed(base)
+
+
+@functools.cache
+def _second_seed(model: ModelSpec) -> int:
+    want = _static_signature(model, 0)
+    return next(s for s in range(1, 100) if _static_signature(model, s) == want)
 
 
 @pytest.fixture(autouse=True)
@@ -31,359 +88,195 @@ def x64():
         yield
 
 
-def _problem(arch, out, seed=0, **kw):
-    params, batch = random_problem(arch, out, seed=seed, **kw)
-    return jax.tree.map(jnp.asarray, params), jax.tree.map(jnp.asarray, batch)
+# the jitted functions of gradcheck.check (jax shares their compiled programs), and others
+loss_jit = jax.jit(batch_loss, static_argnums=2)
+dense_rule = jax.jit(explicit_grads, static_argnums=(2, 4))  # (..., True): pairwise
+rule_jit = jax.jit(value_and_rule, static_argnums=2)
+autodiff = jax.jit(jax.grad(batch_loss), static_argnums=2)
+pair_losses_jit = jax.jit(pair_losses, static_argnums=2)
+vmapped_rule = jax.jit(jax.vmap(explicit_grads, in_axes=(None, 0, None, None)), static_argnums=2)
 
 
-@pytest.mark.parametrize("arch,out,cbow_mean,seed", CASES)
-def test_rule_equals_autodiff(arch, out, cbow_mean, seed):
-    r = check(arch, out, cbow_mean=cbow_mean, seed=seed)
+@functools.cache
+def _problem(model: ModelSpec, seed: int = 0) -> tuple[dict, dict, dict]:
+    """``gradcheck.random_problem`` (float64; V=50, N=8, B=12, window 3), built once."""
+    with jax.enable_x64(True):
+        return random_problem(model, seed=seed)
+
+
+def _only(batch: dict, rows: list[int]) -> dict:
+    """A batch of the same shape holding examples ``rows`` (repeats allowed), the other
+    rows copies of the problem's fully padded last example."""
+    B = batch["center"].shape[0]
+    assert not np.asarray(batch["mask"][B - 1]).any()
+    idx = np.full(B, B - 1)
+    idx[: len(rows)] = rows
+    return {k: v[idx] for k, v in batch.items()}
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _pair_mask(W, batch, model):
+    """w (B, H, T): which (hidden, output word) pairs are real."""
+    _, hmask = model.side.hidden(W, batch, model)
+    _, tmask = model.side.targets(batch)
+    return hmask[:, :, None] & tmask[:, None, :]
+
+
+# --------------------------------------------------------------------------------------------
+# rule == autodiff
+
+CASES = [(m, seed) for m in RULE_MODELS for seed in (0, second_seed(m))]
+
+
+@pytest.mark.parametrize("model,seed", CASES, ids=[f"{label(m)}-{s}" for m, s in CASES])
+def test_rule_equals_autodiff(model, seed):
+    r = check(model, seed=seed)
     assert r["ok"], r
-    assert r["max_rel_err"] <= 1e-9
+    assert r["max_rel_err"] <= 1e-9 and r["pairwise_rel_err"] <= 1e-9, r
+    assert np.isfinite(r["loss"]) and r["loss"] > 0, r
+    # the record names the model
+    assert (r["model"], r["output"]) == (model.input, model.output)
+    assert r.get("shared_negatives", False) == model.shared_negatives
+    assert r.get("cbow_update", "paper") == model.cbow_update
+    assert r.get("cbow_mean", True) == model.cbow_mean
 
 
-@pytest.mark.parametrize("out", ["softmax", "negative", "hierarchical"])
-def test_cbow_word2vec_update_equals_autodiff_and_is_c_times_the_paper(out):
-    r = check("cbow", out, cbow_update="word2vec", seed=3)
-    assert r["ok"] and r["cbow_update"] == "word2vec", r
-    params, batch = _problem("cbow", out, seed=3)
-    _, paper = value_and_rule(params, batch, "cbow", out, True, "paper")
-    _, w2v = value_and_rule(params, batch, "cbow", out, True, "word2vec")
+@pytest.mark.parametrize("output", list(REGISTRY))
+def test_cbow_word2vec_update_equals_autodiff_and_is_c_times_the_paper(output):
+    paper = ModelSpec(input="cbow", output=output, negatives=4)
+    w2v = dataclasses.replace(paper, cbow_update="word2vec")
+    params, batch, consts = _problem(w2v)
+    got = dense_rule(params, batch, w2v, consts)
+    assert max_errors(got, autodiff(params, batch, w2v, consts))[1] <= 1e-9
+    _, g_paper = rule_jit(params, batch, paper, consts)
+    _, g_w2v = rule_jit(params, batch, w2v, consts)
     C = np.asarray(batch["mask"]).sum(1)  # (B,): context words of each example
     scale = np.repeat(C, batch["mask"].shape[1]).astype(float)  # per (example, slot) row
-    np.testing.assert_array_equal(np.asarray(paper["W"].index), np.asarray(w2v["W"].index))
+    np.testing.assert_array_equal(np.asarray(g_paper["W"].index), np.asarray(g_w2v["W"].index))
     np.testing.assert_allclose(
-        np.asarray(w2v["W"].value), np.asarray(paper["W"].value) * scale[:, None], rtol=1e-12
+        np.asarray(g_w2v["W"].value), np.asarray(g_paper["W"].value) * scale[:, None], rtol=1e-12
     )
-    np.testing.assert_allclose(
-        np.asarray(w2v["W_out"].value if out != "softmax" else w2v["W_out"]),
-        np.asarray(paper["W_out"].value if out != "softmax" else paper["W_out"]),
-    )
+    for k in g_paper:  # the output layer's tables: the same gradient
+        if k == "W":
+            continue
+        a, b = g_w2v[k], g_paper[k]
+        if isinstance(b, RowGrads):
+            np.testing.assert_array_equal(np.asarray(a.index), np.asarray(b.index))
+            a, b = a.value, b.value
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b))
     assert (C > 1).any()  # so the two updates really differ
 
 
-@pytest.mark.parametrize("arch,out", COMBINATIONS)
-def test_rule_equals_autodiff_at_reference_init(arch, out):
-    """At the reference initialisation (W_out = 0) too, e.g. the very first step."""
-    params, batch = _problem(arch, out)
+@pytest.mark.parametrize("model", BASE, ids=label)
+def test_rule_equals_autodiff_at_reference_init(model):
+    """At the reference initialisation (output tables = 0) too, e.g. the very first step."""
+    params, batch, consts = _problem(model)
     V, N = params["W"].shape
-    params = jax.tree.map(
-        lambda x: x.astype(jnp.float64), init_params(jax.random.key(3), V, N, out)
-    )
-    want = jax.grad(batch_loss)(params, batch, arch, out)
-    got = explicit_grads(params, batch, arch, out)
+    params = init_params(jax.random.key(3), V, N, model.output, jnp.float64)
+    assert all(not np.asarray(v).any() for k, v in params.items() if k != "W")
+    want = autodiff(params, batch, model, consts)
+    got = dense_rule(params, batch, model, consts)
     assert max_errors(got, want)[1] <= 1e-9
 
 
-@pytest.mark.parametrize("arch,out", COMBINATIONS)
-def test_check_can_fail(arch, out):
+@pytest.mark.parametrize("model", BASE, ids=label)
+def test_check_can_fail(model):
     """The comparison is not vacuous: a wrong rule (here: a perturbed one) is caught."""
-    params, batch = _problem(arch, out)
-    want = jax.grad(batch_loss)(params, batch, arch, out)
-    got = explicit_grads(params, batch, arch, out)
-    bad = {k: v.at[0, 0].add(1e-6 * (1 + jnp.abs(v).max())) for k, v in got.items()}
+    params, batch, consts = _problem(model)
+    want = autodiff(params, batch, model, consts)
+    got = dense_rule(params, batch, model, consts)
+    bad = {}
+    for k, v in got.items():
+        v = np.array(v)
+        v[0, 0] += 1e-6 * (1 + np.abs(v).max())
+        bad[k] = v
     assert max_errors(bad, want)[1] > 1e-9
 
 
-@pytest.mark.parametrize("arch,out", COMBINATIONS)
-def test_rule_loss_equals_batch_loss(arch, out):
-    params, batch = _problem(arch, out, seed=5)
-    E_rule, _ = value_and_rule(params, batch, arch, out)
-    np.testing.assert_allclose(E_rule, batch_loss(params, batch, arch, out), rtol=1e-12)
+@pytest.mark.parametrize("model", BASE, ids=label)
+def test_rule_loss_equals_batch_loss(model):
+    params, batch, consts = _problem(model, second_seed(model))
+    E_rule, _ = rule_jit(params, batch, model, consts)
+    np.testing.assert_allclose(E_rule, loss_jit(params, batch, model, consts), rtol=1e-12)
 
 
-@pytest.mark.parametrize("arch,out", COMBINATIONS)
-def test_central_finite_differences(arch, out):
-    params, batch = _problem(arch, out, seed=2)
-    g = explicit_grads(params, batch, arch, out)
+@pytest.mark.parametrize("model", BASE, ids=label)
+def test_central_finite_differences(model):
+    """Fourth-order central differences, (8 (E(+h) - E(-h)) - (E(+2h) - E(-2h))) / 12h with
+    h = 1e-3: truncation O(h^4) and rounding O(ulp(E) / h), both far below the tolerance
+    (the two-point form's rounding error, ulp(E) / 1e-6 for E ~ 300, is not)."""
+    params, batch, consts = _problem(model)
+    g = dense_rule(params, batch, model, consts)
     rng = np.random.default_rng(0)
-    eps = 1e-6
-    for name in ("W", "W_out"):
+    h = 1e-3
+    for name in params:
         # probe the rows the batch touches (elsewhere the gradient is exactly 0) and one other
         nz = np.flatnonzero(np.abs(np.asarray(g[name])).sum(1))
         rows = list(rng.choice(nz, 3, replace=False)) + [int(rng.integers(g[name].shape[0]))]
         for r in rows:
             c = int(rng.integers(g[name].shape[1]))
-            plus = {**params, name: params[name].at[r, c].add(eps)}
-            minus = {**params, name: params[name].at[r, c].add(-eps)}
-            fd = (batch_loss(plus, batch, arch, out) - batch_loss(minus, batch, arch, out)) / (
-                2 * eps
-            )
+
+            def E(step, name=name, r=r, c=c):
+                x = np.array(params[name])
+                x[r, c] += step
+                return float(loss_jit({**params, name: jnp.asarray(x)}, batch, model, consts))
+
+            fd = (8 * (E(h) - E(-h)) - (E(2 * h) - E(-2 * h))) / (12 * h)
             np.testing.assert_allclose(g[name][r, c], fd, rtol=1e-6, atol=1e-8)
 
 
-@pytest.mark.parametrize("arch,out", COMBINATIONS)
-def test_padding_never_contributes(arch, out):
-    """Changing anything under the mask (ids of padded slots, a padded example) changes
-    neither E nor the gradient."""
-    params, batch = _problem(arch, out, seed=3)
-    rng = np.random.default_rng(1)
+# --------------------------------------------------------------------------------------------
+# padding
+
+
+def _scramble_under_mask(params, batch, model, rng):
+    """``batch`` with everything no real pair uses replaced: the ids of masked context
+    slots, the centre of the fully padded (last) example, and every entry of the layer's
+    fields that only masked pairs use (a field's scope says which pairs use an entry); the
+    entries beyond a Huffman path's length too. Field entries are replaced by entries of
+    the same field from another example (valid values of any layer's field)."""
     V = params["W"].shape[0]
+    w = np.asarray(_pair_mask(params["W"], batch, model))  # (B, H, T)
     mask = np.asarray(batch["mask"])
     noisy = {k: np.array(v) for k, v in batch.items()}
     noisy["context"] = np.where(mask, noisy["context"], rng.integers(0, V, mask.shape))
     last = mask.shape[0] - 1
     assert not mask[last].any()  # the problem has one fully padded example
     noisy["center"][last] = (noisy["center"][last] + 7) % V
-    if out == "hierarchical":
+    unused = {"example": ~w.any((1, 2)), "target": ~w.any(1), "pair": ~w}
+    changed = 0
+    for name, scope in model.layer.scopes(model).items():
+        x, u = noisy[name], unused[scope]
+        under = u.reshape(u.shape + (1,) * (x.ndim - u.ndim))
+        noisy[name] = np.where(under, np.roll(x, 1, axis=0), x)
+        changed += int((noisy[name] != x).sum())
+    if "path_mask" in noisy:  # the Huffman layer: entries past each path's length
         pm = np.asarray(batch["path_mask"])
         noisy["points"] = np.where(pm, noisy["points"], rng.integers(0, V - 1, pm.shape))
-        noisy["codes"] = np.where(pm, noisy["codes"], rng.integers(0, 2, pm.shape)).astype(np.int8)
-        if arch == "cbow":  # the padded example's whole path is under the mask
-            noisy["points"][last] = rng.integers(0, V - 1, pm.shape[1])
-    if out == "negative":
-        noisy["negatives"][last] = rng.integers(0, V, noisy["negatives"][last].shape)
-    noisy = jax.tree.map(jnp.asarray, noisy)
-    E0, g0 = batch_loss(params, batch, arch, out), explicit_grads(params, batch, arch, out)
-    E1, g1 = batch_loss(params, noisy, arch, out), explicit_grads(params, noisy, arch, out)
+        codes = np.where(pm, noisy["codes"], rng.integers(0, 2, pm.shape))
+        noisy["codes"] = codes.astype(batch["codes"].dtype)
+    if model.layer.scopes(model):
+        assert changed > 0  # the fields really were changed under the mask
+    return jax.tree.map(jnp.asarray, noisy)
+
+
+@pytest.mark.parametrize("model", VARIANTS, ids=label)
+def test_padding_never_contributes(model):
+    """Changing anything under the mask (ids of padded slots, a padded example, the
+    layer's fields of padded pairs) changes neither E nor the gradient."""
+    params, batch, consts = _problem(model)
+    noisy = _scramble_under_mask(params, batch, model, np.random.default_rng(1))
+    E0, g0 = loss_jit(params, batch, model, consts), dense_rule(params, batch, model, consts)
+    E1, g1 = loss_jit(params, noisy, model, consts), dense_rule(params, noisy, model, consts)
     np.testing.assert_allclose(E1, E0, rtol=1e-12)
     assert max_errors(g1, g0)[0] <= 1e-12
     # and the fully padded example alone has E = 0 and zero gradient
-    one = jax.tree.map(lambda x: x[last : last + 1], batch)
-    assert float(batch_loss(params, one, arch, out)) == 0.0
-    assert all(
-        float(jnp.abs(v).max()) == 0.0 for v in explicit_grads(params, one, arch, out).values()
-    )
+    pad = _only(batch, [])
+    assert float(loss_jit(params, pad, model, consts)) == 0.0
+    dense = dense_rule(params, pad, model, consts)
+    assert all(float(jnp.abs(v).max()) == 0.0 for v in dense.values())
     # ... and touches no row at all: its row entries carry the out-of-range index R
-    _, g = value_and_rule(params, one, arch, out)
-    for k, v in g.items():
-        if isinstance(v, RowGrads):
-            assert (np.asarray(v.index) == params[k].shape[0]).all(), k
-
-
-@pytest.mark.parametrize("arch", ["skipgram", "cbow"])
-def test_negative_equal_to_positive_is_skipped(arch):
-    """E with negatives (w_O, a, b) equals E with negatives (a, b)."""
-    params, _ = _problem(arch, "negative")
-    pos, a, b = 3, 11, 17
-    if arch == "skipgram":
-        ex = {
-            "center": 5,
-            "context": [pos, 9],
-            "mask": [True, False],
-            "negatives": [[pos, a, b], [1, 2, 4]],
-        }
-        ex2 = {**ex, "negatives": [[a, b], [1, 2]]}
-    else:
-        ex = {"center": pos, "context": [5, 9], "mask": [True, True], "negatives": [pos, a, b]}
-        ex2 = {**ex, "negatives": [a, b]}
-    f = example_loss(arch, "negative")
-    E = f(params, {k: jnp.asarray(v) for k, v in ex.items()})
-    E2 = f(params, {k: jnp.asarray(v) for k, v in ex2.items()})
-    np.testing.assert_allclose(E, E2, rtol=1e-12)
-
-
-@pytest.mark.parametrize("arch", ["skipgram", "cbow"])
-def test_repeated_word_updates_add(arch):
-    """Two identical examples give exactly twice the gradient of one (scatter-adds sum)."""
-    params, batch = _problem(arch, "negative", seed=4)
-    one = jax.tree.map(lambda x: x[:1], batch)
-    two = jax.tree.map(lambda x: jnp.concatenate([x[:1], x[:1]]), batch)
-    g1, g2 = (
-        explicit_grads(params, one, arch, "negative"),
-        explicit_grads(params, two, arch, "negative"),
-    )
-    for k in g1:
-        np.testing.assert_allclose(g2[k], 2 * g1[k], rtol=1e-12, atol=1e-15)
-
-
-def test_softmax_probabilities_sum_to_one():
-    """CBOW full softmax: sum over every target w_O of p(w_O | h) = exp(-E) is 1."""
-    params, batch = _problem("cbow", "softmax")
-    V = params["W"].shape[0]
-    ex = jax.tree.map(lambda x: x[0], batch)
-    f = jax.vmap(example_loss("cbow", "softmax"), in_axes=(None, 0))
-    exs = {
-        **jax.tree.map(lambda x: jnp.broadcast_to(x, (V, *x.shape)), ex),
-        "center": jnp.arange(V),
-    }
-    np.testing.assert_allclose(jnp.exp(-f(params, exs)).sum(), 1.0, rtol=1e-12)
-
-
-@pytest.mark.parametrize("V", [2, 3, 50, 257])
-def test_hierarchical_probabilities_sum_to_one(V):
-    """sum over all words w of p(w | h) = prod_j s([[.]] v'_{n(w,j)} . h) equals 1."""
-    rng = np.random.default_rng(V)
-    counts = np.sort(rng.zipf(1.3, V))[::-1]
-    tree = build_huffman(counts)
-    N = 6
-    params = {
-        "W": jnp.asarray(rng.standard_normal((V, N))),
-        "W_out": jnp.asarray(rng.standard_normal((V - 1, N))),
-    }
-    words = jnp.arange(V)
-    exs = {
-        "center": words,
-        "context": jnp.zeros((V, 2), jnp.int32).at[:, 0].set(int(rng.integers(V))),
-        "mask": jnp.array([[True, False]] * V),
-        **{k: jnp.asarray(v) for k, v in path_fields(tree, np.asarray(words)).items()},
-    }
-    E = jax.vmap(example_loss("cbow", "hierarchical"), in_axes=(None, 0))(params, exs)
-    np.testing.assert_allclose(jnp.exp(-E).sum(), 1.0, rtol=1e-12)
-
-
-@pytest.mark.parametrize("arch,out", COMBINATIONS)
-def test_vmap_and_jit(arch, out):
-    params, batch = _problem(arch, out, seed=6)
-    f = example_loss(arch, out)
-    B = batch["center"].shape[0]
-    loop = np.array([f(params, jax.tree.map(lambda x, i=i: x[i], batch)) for i in range(B)])
-    vm = jax.vmap(f, in_axes=(None, 0))(params, batch)
-    np.testing.assert_allclose(vm, loop, rtol=1e-12)
-    np.testing.assert_allclose(
-        jax.jit(jax.vmap(f, in_axes=(None, 0)))(params, batch), loop, rtol=1e-12
-    )
-    jl = jax.jit(batch_loss, static_argnums=(2, 3))(params, batch, arch, out)
-    np.testing.assert_allclose(jl, loop.sum(), rtol=1e-12)
-    jr = jax.jit(explicit_grads, static_argnums=(2, 3))(params, batch, arch, out)
-    assert max_errors(jr, explicit_grads(params, batch, arch, out))[1] <= 1e-12
-    # rules also batch with vmap over independent batches (e.g. per-device shards)
-    stacked = jax.tree.map(lambda x: jnp.stack([x, x]), batch)
-    vr = jax.vmap(explicit_grads, in_axes=(None, 0, None, None))(params, stacked, arch, out)
-    assert max_errors({k: v[1] for k, v in vr.items()}, jr)[1] <= 1e-12
-
-
-@pytest.mark.parametrize("arch,out", COMBINATIONS)
-def test_rule_is_row_sparse(arch, out):
-    """W's gradient, and W_out's except for the full softmax, come as rows: never V x N per
-    example, and no more rows than the batch touches."""
-    params, batch = _problem(arch, out)
-    _, g = value_and_rule(params, batch, arch, out)
-    B, C = batch["context"].shape
-    assert isinstance(g["W"], RowGrads)
-    assert g["W"].value.shape[0] == (B if arch == "skipgram" else B * C)
-    if out == "softmax":
-        assert g["W_out"].shape == params["W_out"].shape
-    else:
-        assert isinstance(g["W_out"], RowGrads)
-        per_panel = (
-            batch["negatives"].shape[-1] + 1 if out == "negative" else batch["points"].shape[-1]
-        )
-        assert g["W_out"].value.shape[0] == B * per_panel * (C if arch == "skipgram" else 1)
-    np.testing.assert_allclose(
-        densify(g["W"], params["W"]), explicit_grads(params, batch, arch, out)["W"]
-    )
-
-
-@pytest.mark.parametrize("out", ["softmax", "hierarchical", "negative"])
-def test_init_params(out):
-    V, N = 40, 10
-    p = init_params(jax.random.key(0), V, N, out)
-    assert p["W"].shape == (V, N)
-    assert p["W_out"].shape == ((V - 1, N) if out == "hierarchical" else (V, N))
-    assert float(jnp.abs(p["W"]).max()) <= 0.5 / N
-    assert float(jnp.abs(p["W"]).max()) > 0.4 / N  # really spread over the range
-    assert float(jnp.abs(p["W_out"]).max()) == 0.0
-    q = init_params(jax.random.key(0), V, N, out)
-    np.testing.assert_array_equal(p["W"], q["W"])  # deterministic in the key
-
-
-def test_gradcheck_command(capsys):
-    import json
-
-    assert main(["gradcheck", "--model", "cbow", "--output", "negative", "--seed", "3"]) == 0
-    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
-    assert len(lines) == 1
-    assert lines[0]["model"] == "cbow" and lines[0]["output"] == "negative"
-    assert lines[0]["ok"] and lines[0]["max_rel_err"] <= 1e-9
-
-
-# --------------------------------------------------------------------------------------------
-# Variants of skip-gram: negatives shared per centre word, word2vec.c's orientation.
-
-VARIANT_CASES = [(arch, out, opts, seed) for arch, out, opts in VARIANTS if opts for seed in (0, 1)]
-
-
-def _vid(case):
-    arch, out, opts, seed = case
-    return "-".join([arch, out, *(f"{k}={v}" for k, v in opts.items()), str(seed)])
-
-
-def _variant(opts: dict) -> tuple[dict, str]:
-    """(random_problem options, skipgram_input) of a VARIANTS entry."""
-    return {"shared_negatives": opts.get("shared_negatives", False)}, opts.get(
-        "skipgram_input", "center"
-    )
-
-
-@pytest.mark.parametrize("case", VARIANT_CASES, ids=map(_vid, VARIANT_CASES))
-def test_variant_rule_equals_autodiff(case):
-    arch, out, opts, seed = case
-    r = check(arch, out, seed=seed, **opts)
-    assert r["ok"], r
-    assert r.get("shared_negatives", False) == opts.get("shared_negatives", False)
-    assert r.get("skipgram_input", "center") == opts.get("skipgram_input", "center")
-
-
-@pytest.mark.parametrize("skipgram_input", ["center", "context"])
-def test_shared_negatives_are_the_per_pair_set_repeated(skipgram_input):
-    """Negatives (B, K) shared by the C pairs of a centre give exactly the E and gradient
-    of per-pair negatives (B, C, K) holding the same set in every pair."""
-    params, batch = _problem("skipgram", "negative", seed=7, shared_negatives=True)
-    C = batch["context"].shape[1]
-    per_pair = {**batch, "negatives": jnp.repeat(batch["negatives"][:, None, :], C, axis=1)}
-    args = ("skipgram", "negative", True, "paper", skipgram_input)
-    rule = jax.jit(value_and_rule, static_argnums=(2, 3, 4, 5, 6))
-    E_s, g_s = rule(params, batch, *args)
-    E_p, g_p = rule(params, per_pair, *args)
-    np.testing.assert_allclose(E_s, E_p, rtol=1e-12)
-    np.testing.assert_allclose(batch_loss(params, batch, *args), E_p, rtol=1e-12)
-    dense_s, dense_p = densify(g_s["W"], params["W"]), densify(g_p["W"], params["W"])
-    np.testing.assert_allclose(dense_s, dense_p, rtol=1e-12, atol=1e-14)
-    out_s = densify(g_s["W_out"], params["W_out"])
-    out_p = densify(g_p["W_out"], params["W_out"])
-    np.testing.assert_allclose(out_s, out_p, rtol=1e-12, atol=1e-14)
-
-
-@pytest.mark.parametrize("out", ["softmax", "hierarchical", "negative"])
-def test_context_input_is_each_pair_as_a_one_word_cbow_example(out):
-    """skipgram_input=context: E is the sum over the real (centre, context) pairs of the CBOW
-    loss with that one context word predicting the centre (word2vec.c's skip-gram)."""
-    params, batch = _problem("skipgram", out, seed=8, skipgram_input="context")
-    E = batch_loss(params, batch, "skipgram", out, True, "paper", "context")
-    B, C = batch["context"].shape
-    cbow = example_loss("cbow", out)
-    want = 0.0
-    for b in range(B):
-        for c in range(C):
-            if not bool(batch["mask"][b, c]):
-                continue
-            ex = {"center": batch["center"][b], "context": batch["context"][b, c : c + 1]}
-            ex["mask"] = jnp.ones(1, bool)
-            if out == "negative":
-                ex["negatives"] = batch["negatives"][b, c]
-            elif out == "hierarchical":
-                ex.update({k: batch[k][b] for k in ("points", "codes", "path_mask")})
-            want += float(cbow(params, ex))
-    np.testing.assert_allclose(E, want, rtol=1e-12)
-
-
-@pytest.mark.parametrize("case", [c for c in VARIANT_CASES if c[3] == 0], ids=_vid)
-def test_variant_padding_never_contributes(case):
-    arch, out, opts, _ = case
-    problem, skipgram_input = _variant(opts)
-    params, batch = _problem(arch, out, seed=3, **problem, skipgram_input=skipgram_input)
-    args = (arch, out, True, "paper", skipgram_input)
-    rng = np.random.default_rng(1)
-    V = params["W"].shape[0]
-    mask = np.asarray(batch["mask"])
-    noisy = {k: np.array(v) for k, v in batch.items()}
-    noisy["context"] = np.where(mask, noisy["context"], rng.integers(0, V, mask.shape))
-    last = mask.shape[0] - 1
-    assert not mask[last].any()
-    noisy["center"][last] = (noisy["center"][last] + 7) % V
-    if out == "negative":
-        noisy["negatives"][last] = rng.integers(0, V, noisy["negatives"][last].shape)
-    if out == "hierarchical" and skipgram_input == "context":  # the padded example's path
-        noisy["points"][last] = rng.integers(0, V - 1, noisy["points"].shape[1])
-    noisy = jax.tree.map(jnp.asarray, noisy)
-    loss = jax.jit(batch_loss, static_argnums=(2, 3, 4, 5, 6))
-    grads = jax.jit(explicit_grads, static_argnums=(2, 3, 4, 5, 6))
-    np.testing.assert_allclose(loss(params, noisy, *args), loss(params, batch, *args), rtol=1e-12)
-    assert max_errors(grads(params, noisy, *args), grads(params, batch, *args))[0] <= 1e-12
-    one = jax.tree.map(lambda x: x[last : last + 1], batch)
-    E, g = value_and_rule(params, one, *args)
+    E, g = rule_jit(params, pad, model, consts)
     assert float(E) == 0.0
     for k, v in g.items():
         if isinstance(v, RowGrads):
@@ -392,36 +285,275 @@ def test_variant_padding_never_contributes(case):
             assert float(jnp.abs(v).max()) == 0.0, k
 
 
-def test_variant_rules_are_row_sparse_with_few_rows():
-    """The shared forms touch S = C + K (paper's orientation) or C input and 1 + K output
-    rows (word2vec.c's orientation) per centre, not C * (1 + K)."""
-    rule = jax.jit(value_and_rule, static_argnums=(2, 3, 4, 5, 6))
-    params, batch = _problem("skipgram", "negative", shared_negatives=True)
+# --------------------------------------------------------------------------------------------
+# negatives
+
+
+def _one_example(side, pos: int) -> dict:
+    """A one-example batch (C = 2) whose real pairs all have output word ``pos``."""
+    for center, context, mask in [(5, [pos, 9], [True, False]), (pos, [5, 9], [True, True])]:
+        batch = {
+            "center": np.array([center], np.int32),
+            "context": np.array([context], np.int32),
+            "mask": np.array([mask]),
+        }
+        targets, tmask = (np.asarray(x) for x in side.targets(batch))
+        if (targets[tmask] == pos).all():
+            return batch
+    raise AssertionError("no one-example batch with output word pos")
+
+
+@pytest.mark.parametrize("model", SAMPLING, ids=label)
+def test_negative_equal_to_positive_is_skipped(model):
+    """E with negatives (w_O, a, b) equals E with negatives (a, b) (the rule's skip is
+    checked against autodiff: gradcheck plants such negatives)."""
+    params, _, consts = _problem(model)
+    pos, a, b = 3, 11, 17
+    batch = _one_example(model.side, pos)
+    H, T = model.side.layout(2)
+    shape = (1,) if model.shared_negatives else (1, H, T)
+    with_hit = {**batch, "negatives": np.broadcast_to(np.int32([pos, a, b]), shape + (3,))}
+    without = {**batch, "negatives": np.broadcast_to(np.int32([a, b]), shape + (2,))}
+    E = loss_jit(params, with_hit, model, consts)
+    assert float(E) > 0
+    np.testing.assert_allclose(E, loss_jit(params, without, model, consts), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", [m for m in SAMPLING if m.shared_negatives], ids=label)
+def test_shared_negatives_are_the_per_pair_set_repeated(model):
+    """Negatives (B, K) shared by the H x T pairs of an example give exactly the E and
+    gradient of per-pair negatives (B, H, T, K) holding the same set in every pair."""
+    params, batch, consts = _problem(model)
+    per_pair_model = dataclasses.replace(model, shared_negatives=False)
     B, C = batch["context"].shape
+    H, T = model.side.layout(C)
     K = batch["negatives"].shape[1]
-    _, g = rule(params, batch, "skipgram", "negative", True, "paper", "center")
-    assert g["W"].value.shape[0] == B and g["W_out"].value.shape[0] == B * (C + K)
-    _, g = rule(params, batch, "skipgram", "negative", True, "paper", "context")
-    assert g["W"].value.shape[0] == B * C and g["W_out"].value.shape[0] == B * (1 + K)
-    params, batch = _problem("skipgram", "hierarchical", skipgram_input="context")
-    _, g = rule(params, batch, "skipgram", "hierarchical", True, "paper", "context")
-    assert g["W_out"].value.shape[0] == B * batch["points"].shape[1]
+    neg = jnp.broadcast_to(batch["negatives"][:, None, None, :], (B, H, T, K))
+    per_pair = {**batch, "negatives": neg}
+    E_s, g_s = rule_jit(params, batch, model, consts)
+    E_p, g_p = rule_jit(params, per_pair, per_pair_model, consts)
+    np.testing.assert_allclose(E_s, E_p, rtol=1e-12)
+    np.testing.assert_allclose(loss_jit(params, batch, model, consts), E_p, rtol=1e-12)
+    np.testing.assert_allclose(loss_jit(params, per_pair, per_pair_model, consts), E_p, rtol=1e-12)
+    for k in params:
+        np.testing.assert_allclose(
+            densify(g_s[k], params[k]), densify(g_p[k], params[k]), rtol=1e-12, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize("model", BASE, ids=label)
+def test_repeated_word_updates_add(model):
+    """Two identical examples give exactly twice the gradient of one (scatter-adds sum)."""
+    params, batch, consts = _problem(model)
+    g1 = dense_rule(params, _only(batch, [0]), model, consts)
+    g2 = dense_rule(params, _only(batch, [0, 0]), model, consts)
+    assert float(jnp.abs(g1["W"]).max()) > 0
+    for k in g1:
+        np.testing.assert_allclose(g2[k], 2 * g1[k], rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------------------------
+# normalisation
+
+
+def test_softmax_probabilities_sum_to_one():
+    """CBOW full softmax: sum over every target w_O of p(w_O | h) = exp(-E) is 1."""
+    model = ModelSpec(input="cbow", output="softmax")
+    params, batch, consts = _problem(model)
+    V = params["W"].shape[0]
+    exs = {k: jnp.broadcast_to(v[0], (V, *v.shape[1:])) for k, v in batch.items()}
+    exs["center"] = jnp.arange(V)
+    E, w = pair_losses_jit(params, exs, model, consts)
+    assert bool(w.all())
+    np.testing.assert_allclose(jnp.exp(-E[:, 0, 0]).sum(), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("V", [2, 3, 50, 257])
+def test_hierarchical_probabilities_sum_to_one(V):
+    """sum over all words w of p(w | h) = prod_j s([[.]] v'_{n(w,j)} . h) equals 1."""
+    rng = np.random.default_rng(V)
+    counts = np.sort(rng.zipf(1.3, V))[::-1]
+    model = ModelSpec(input="cbow", output="hierarchical")
+    consts = model.layer.prepare(Vocab(tuple(f"w{i}" for i in range(V)), counts), model)
+    np.testing.assert_array_equal(consts["tree"].points, build_huffman(counts).points)
+    N = 6
+    params = {
+        "W": jnp.asarray(rng.standard_normal((V, N))),
+        "W_out": jnp.asarray(rng.standard_normal((V - 1, N))),
+    }
+    exs = {
+        "center": jnp.arange(V),
+        "context": jnp.zeros((V, 2), jnp.int32).at[:, 0].set(int(rng.integers(V))),
+        "mask": jnp.array([[True, False]] * V),
+    }
+    exs = complete(jax.random.PRNGKey(0), exs, consts, model)
+    E, w = pair_losses_jit(params, exs, model, consts)
+    assert bool(w.all())
+    np.testing.assert_allclose(jnp.exp(-E[:, 0, 0]).sum(), 1.0, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------
+# jit, vmap and the form of the gradients
+
+
+@pytest.mark.parametrize("model", BASE, ids=label)
+def test_vmap_and_jit(model):
+    params, batch, consts = _problem(model)
+    B = batch["center"].shape[0]
+    # each example alone (the only real one of its batch) against the pairs' losses, which
+    # vmap the layer's one-pair loss over the pairs and the batch
+    loop = np.array([float(loss_jit(params, _only(batch, [i]), model, consts)) for i in range(B)])
+    assert (loop[:-1] > 0).all() and loop[-1] == 0.0
+    E, w = pair_losses_jit(params, batch, model, consts)
+    np.testing.assert_allclose((E * w).sum((1, 2)), loop, rtol=1e-12)
+    np.testing.assert_allclose(loss_jit(params, batch, model, consts), loop.sum(), rtol=1e-12)
+    jr = dense_rule(params, batch, model, consts)  # jitted and not
+    assert max_errors(jr, explicit_grads(params, batch, model, consts))[1] <= 1e-12
+    # rules also batch with vmap over independent batches (e.g. per-device shards)
+    stacked = jax.tree.map(lambda x: jnp.stack([x, x]), batch)
+    vr = vmapped_rule(params, stacked, model, consts)
+    assert max_errors({k: v[1] for k, v in vr.items()}, jr)[1] <= 1e-12
+    assert max_errors({k: v[0] for k, v in vr.items()}, jr)[1] <= 1e-12
+
+
+@pytest.mark.parametrize("model", VARIANTS, ids=label)
+def test_rule_is_row_sparse(model):
+    """W's gradient, and every output table's except where the layer scores all V rows
+    (no fields: the full softmax), come as rows: never V x N per example, no more entries
+    than the batch names rows, and no row the batch does not name."""
+    params, batch, consts = _problem(model)
+    _, g = rule_jit(params, batch, model, consts)
+    B, C = batch["context"].shape
+    H, T = model.side.layout(C)
+    V = params["W"].shape[0]
+    assert isinstance(g["W"], RowGrads)
+    assert g["W"].value.shape[0] <= B * C
+    n_W = {"skipgram": B, "skipgram_context": B * C, "cbow": B * C}
+    if model.input in n_W:  # one entry per example (its centre) or per context slot
+        assert g["W"].value.shape[0] == n_W[model.input]
+    words = set(np.asarray(batch["center"]).tolist())
+    words |= set(np.asarray(batch["context"]).ravel().tolist())
+    assert set(np.asarray(g["W"].index).tolist()) <= words | {V}
+    scopes = model.layer.scopes(model)
+    targets = np.asarray(model.side.targets(batch)[0])
+    named = set(targets.ravel().tolist())  # rows the batch names: output words, fields
+    int_fields = [np.asarray(batch[f]) for f in scopes if np.asarray(batch[f]).dtype.kind in "iu"]
+    for x in int_fields:
+        named |= set(x.ravel().tolist())
+    for k in model.layer.tables(V):
+        if not scopes:  # scores every row: one dense product over the batch
+            assert not isinstance(g[k], RowGrads) and g[k].shape == params[k].shape
+            continue
+        assert isinstance(g[k], RowGrads), k
+        n = g[k].value.shape[0]
+        assert n <= B * H * T + sum(x.size for x in int_fields), k
+        if "negatives" in scopes:  # a group's output words and negatives (candidates)
+            K = model.negatives
+            assert n == (B * (T + K) if model.shared_negatives else B * H * T * (1 + K)), k
+        if "points" in scopes:  # each output word's path, shared by the H hidden vectors
+            assert n == B * T * batch["points"].shape[-1], k
+        R = params[k].shape[0]
+        assert set(np.asarray(g[k].index).tolist()) <= named | {R}, k
+    np.testing.assert_allclose(
+        densify(g["W"], params["W"]), dense_rule(params, batch, model, consts)["W"]
+    )
+
+
+@pytest.mark.parametrize("output", list(REGISTRY))
+def test_init_params(output):
+    V, N = 40, 10
+    p = init_params(jax.random.key(0), V, N, output)
+    rows = table_rows(V, output)
+    assert set(p) == set(rows) == {"W", *REGISTRY[output].tables(V)}
+    for k, r in rows.items():
+        assert p[k].shape == (r, N), k
+    assert rows["W"] == V
+    expected = {"hierarchical": V - 1, "softmax": V, "negative": V}
+    if output in expected:
+        assert rows["W_out"] == expected[output]
+    assert float(jnp.abs(p["W"]).max()) <= 0.5 / N
+    assert float(jnp.abs(p["W"]).max()) > 0.4 / N  # really spread over the range
+    for k in rows:
+        if k != "W":
+            assert float(jnp.abs(p[k]).max()) == 0.0, k
+    q = init_params(jax.random.key(0), V, N, output)
+    np.testing.assert_array_equal(p["W"], q["W"])  # deterministic in the key
+
+
+# --------------------------------------------------------------------------------------------
+# Skip-gram in word2vec.c's orientation: each (centre, context) pair a one-word CBOW example.
+
+
+@pytest.mark.parametrize("model", [m for m in VARIANTS if m.input == "skipgram_context"], ids=label)
+def test_context_input_is_each_pair_as_a_one_word_cbow_example(model):
+    """skipgram_context: E is the sum over the real (centre, context) pairs of the CBOW
+    loss with that one context word predicting the centre (word2vec.c's skip-gram), and
+    so is the gradient. The CBOW examples go in batches of the problem's shape: one real
+    slot each, padding rows after the last pair."""
+    params, batch, consts = _problem(model)
+    cbow = dataclasses.replace(model, input="cbow")
+    B, C = batch["context"].shape
+    b, c = np.nonzero(np.asarray(batch["mask"]))  # the real pairs
+    P = b.size
+    n = -(-P // B) * B
+    real = np.arange(n) < P
+    b, c = np.resize(b, n), np.resize(c, n)
+    ex = {
+        "center": np.asarray(batch["center"])[b],
+        "context": np.zeros((n, C), batch["context"].dtype),
+        "mask": np.zeros((n, C), bool),
+    }
+    ex["context"][:, 0] = np.asarray(batch["context"])[b, c]
+    ex["mask"][:, 0] = real
+    for name, scope in model.layer.scopes(model).items():
+        x = np.asarray(batch[name])  # pair: (B, C, 1, ...) -> (P, 1, 1, ...); else (P, ...)
+        ex[name] = x[b, c][:, None] if scope == "pair" else x[b]
+    want_E, want_g = 0.0, None
+    for i in range(0, n, B):
+        part = {k: jnp.asarray(v[i : i + B]) for k, v in ex.items()}
+        want_E += float(loss_jit(params, part, cbow, consts))
+        g = dense_rule(params, part, cbow, consts)
+        want_g = g if want_g is None else {k: want_g[k] + g[k] for k in g}
+    assert want_E > 0
+    np.testing.assert_allclose(loss_jit(params, batch, model, consts), want_E, rtol=1e-12)
+    assert max_errors(dense_rule(params, batch, model, consts), want_g)[1] <= 1e-12
+
+
+# --------------------------------------------------------------------------------------------
+# the command (its checks are those above: the compiled programs are shared)
+
+
+def test_gradcheck_command(capsys):
+    assert main(["gradcheck", "--model", "cbow", "--output", "negative", "--seed", "3"]) == 0
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 1
+    assert lines[0]["model"] == "cbow" and lines[0]["output"] == "negative"
+    assert lines[0]["ok"] and lines[0]["max_rel_err"] <= 1e-9
+    assert lines[0]["pairwise_rel_err"] <= 1e-9
 
 
 def test_gradcheck_command_variants(capsys):
-    import json
-
-    assert main(["gradcheck"]) == 0  # the default: the six combinations, no variants
+    assert main(["gradcheck"]) == 0  # the default: the paper's two sides x every layer
     lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
-    assert len(lines) == 6 and all(r["ok"] for r in lines)
-    assert not any("shared_negatives" in r or "skipgram_input" in r for r in lines)
-    argv = ["gradcheck", "--model", "skipgram", "--output", "negative", "--all-variants"]
-    assert main(argv) == 0
-    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
-    keys = {(r.get("skipgram_input", "center"), r.get("shared_negatives", False)) for r in lines}
-    assert keys == {("center", False), ("center", True), ("context", False), ("context", True)}
+    assert [(r["model"], r["output"]) for r in lines] == [
+        (i, o) for i in ("skipgram", "cbow") for o in REGISTRY
+    ]
     assert all(r["ok"] for r in lines)
-    argv = argv[:-1] + ["--shared-negatives", "only", "--skipgram-input", "context"]
+    assert not any("shared_negatives" in r or "cbow_update" in r for r in lines)
+    argv = ["gradcheck", "--output", "negative", "--all-variants"]
+    argv += ["--model", "skipgram", "--model", "skipgram_context", "--model", "cbow"]
     assert main(argv) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1 and '"shared_negatives": true' in lines[0]
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    keys = {
+        (r["model"], r.get("shared_negatives", False), r.get("cbow_update", "paper")) for r in lines
+    }
+    assert len(lines) == len(keys) == 6
+    assert keys == {
+        ("skipgram", False, "paper"),
+        ("skipgram", True, "paper"),
+        ("skipgram_context", False, "paper"),
+        ("skipgram_context", True, "paper"),
+        ("cbow", False, "paper"),
+        ("cbow", False, "word2vec"),
+    }
+    assert all(r["ok"] and r["output"] == "negative" for r in lines)
