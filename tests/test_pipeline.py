@@ -17,6 +17,7 @@ from scipy import stats as sps
 from sgjax.batches import _mask_table, epoch_batches
 from sgjax.corpus import CorpusStats, token_spans
 from sgjax.encode import EncodedCorpus, _ByteLookup, encode_corpus
+from sgjax.gradcheck import toy_vocab
 from sgjax.huffman import build_huffman, path_fields
 from sgjax.inputs import INPUTS
 from sgjax.losses import pair_losses
@@ -613,10 +614,13 @@ def test_complete_errors():
         "mask": jnp.ones((2, 2), bool),
     }
     key = jax.random.PRNGKey(0)
-    with pytest.raises((KeyError, ValueError), match="noise"):
+    with pytest.raises(ValueError, match=r"consts\['noise'\].*prepare"):
         complete(key, batch, {}, ModelSpec(output="negative"))
-    with pytest.raises((KeyError, ValueError), match="tree"):
+    with pytest.raises(ValueError, match=r"consts\['tree'\].*prepare"):
         complete(key, batch, {}, ModelSpec(output="hierarchical"))
+    no_negatives = ModelSpec(output="nce", negatives=0)
+    with pytest.raises(ValueError, match="'nce' needs negatives >= 1"):
+        no_negatives.layer.prepare(toy_vocab(10), no_negatives)
     assert set(complete(key, batch, {}, ModelSpec(output="softmax"))) == set(batch)
 
 

@@ -78,6 +78,16 @@ class OutputLayer(NamedTuple):
 REGISTRY: dict[str, OutputLayer] = {}
 
 
+def const(consts: dict | None, name: str, model) -> Any:
+    """``consts[name]``, or a ValueError saying the constants come from ``prepare``."""
+    if not consts or name not in consts:
+        raise ValueError(
+            f"output layer {model.output!r} needs consts[{name!r}]: pass the constants of "
+            "model.layer.prepare(vocab, model)"
+        )
+    return consts[name]
+
+
 def register(name: str, layer: OutputLayer) -> OutputLayer:
     """Add ``layer`` to the registry under ``name`` (replacing any earlier one)."""
     return registry.add(REGISTRY, name, layer, OutputLayer)

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgjax.huffman import build_huffman, path_fields
-from sgjax.outputs.base import OutputLayer, OutputRule, register
+from sgjax.outputs.base import OutputLayer, OutputRule, const, register
 from sgjax.outputs.logistic import log_sigmoid_sum, logistic_rows
 
 
@@ -31,7 +31,7 @@ def prepare(vocab, model) -> dict:
 
 def complete(key, targets_BxT, H, consts, model) -> dict:
     """``points``, ``codes``, ``path_mask`` (B, T, L) of every output word's path."""
-    return path_fields(consts["tree"], targets_BxT)
+    return path_fields(const(consts, "tree", model), targets_BxT)
 
 
 def loss(params, h, w_O, fields, consts, model):

@@ -22,12 +22,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from sgjax.noise import noise_sampler, noise_table, sample_negatives
-from sgjax.outputs.base import OutputLayer
+from sgjax.outputs.base import OutputLayer, const
 
 
 def prepare(vocab: Any, model: Any) -> dict:
     """The noise sampler of P_n and ``log_kpn`` (V,): log(K P_n(w)), the log expected count
     of w among K draws (NCE's and the sampled softmax's correction)."""
+    if model.negatives < 1:
+        raise ValueError(
+            f"output layer {model.output!r} needs negatives >= 1, got {model.negatives}"
+        )
     cdf = noise_table(vocab, model.ns_exponent)
     p = np.diff(np.asarray(cdf, np.float64), prepend=0.0) / float(np.asarray(cdf)[-1])
     log_kpn = np.log(model.negatives * np.maximum(p, 1e-30))
@@ -42,7 +46,7 @@ def complete(key: jax.Array, targets_BxT: jax.Array, H: int, consts: dict, model
     """``negatives``: (B, K) shared, else (B, H, T, K), i.i.d. from the noise sampler."""
     B, T = targets_BxT.shape
     shape = (B, model.negatives) if model.shared_negatives else (B, H, T, model.negatives)
-    return {"negatives": sample_negatives(key, consts["noise"], shape)}
+    return {"negatives": sample_negatives(key, const(consts, "noise", model), shape)}
 
 
 def pair_terms(w_O: jax.Array, negatives_K: jax.Array):
