@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cases import tiered
 
 from sgjax.config import OptimizerConfig
 from sgjax.gradcheck import max_errors, random_problem
@@ -128,7 +129,7 @@ PART_CASES = [
 ] + [ModelSpec(input="cbow", output="hierarchical", negatives=3)]
 
 
-@pytest.mark.parametrize("model", PART_CASES, ids=label)
+@pytest.mark.parametrize("model", tiered(PART_CASES), ids=label)
 def test_batch_parts_give_the_same_gradient(model):
     with jax.enable_x64(True):
         params, batch, consts = random_problem(model, batch_size=12)
@@ -166,7 +167,7 @@ BUCKET_CASES = [
 ] + [ModelSpec(input="cbow", output="negative", negatives=3, cbow_update="word2vec")]
 
 
-@pytest.mark.parametrize("model", BUCKET_CASES, ids=label)
+@pytest.mark.parametrize("model", tiered(BUCKET_CASES), ids=label)
 def test_window_buckets_give_the_same_gradient(model):
     """The rule computed per window group on its 2b slots (window_bucket_slices) equals the
     rule on the whole padded batch, for every model and record variant (float64)."""
@@ -210,7 +211,9 @@ DRAW_CASES = [(ModelSpec(output="negative", negatives=3), {})] + [
 
 
 @pytest.mark.parametrize(
-    "model,kw", DRAW_CASES, ids=[label(m) + ("-parts" if kw else "") for m, kw in DRAW_CASES]
+    "model,kw",
+    tiered(DRAW_CASES, model=lambda c: c[0]),
+    ids=[label(m) + ("-parts" if kw else "") for m, kw in DRAW_CASES],
 )
 def test_negatives_do_not_depend_on_steps_per_call(model, kw):
     """Step t draws its negatives with fold_in(key, t): 8 steps in calls of 2 or of 4 give

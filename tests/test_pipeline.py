@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cases import tiered
 from scipy import stats as sps
 
 from sgjax.batches import _mask_table, epoch_batches
@@ -554,7 +555,7 @@ def _label(m: ModelSpec) -> str:
     return f"{m.input}-{m.output}" + ("-shared" if m.shared_negatives else "")
 
 
-@pytest.mark.parametrize("model", list(_complete_cases()), ids=_label)
+@pytest.mark.parametrize("model", tiered(list(_complete_cases())), ids=_label)
 def test_complete_fields_and_padding_contributes_nothing(model):
     """``sgjax.model.complete`` (the layer's ``prepare`` and ``complete``) on an epoch's
     padded last batch: the layer's fields, shaped by their scopes; the batch's own fields

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cases import tiered
 
 from sgjax.config import ConfigError, load_config
 from sgjax.gradcheck import random_problem
@@ -65,7 +66,7 @@ def _row_hessian_traces(params: dict, batch: dict, model: ModelSpec, consts: dic
     return {key: trace(key) for key in params}
 
 
-@pytest.mark.parametrize("model", CURVATURE, ids=label)
+@pytest.mark.parametrize("model", tiered(CURVATURE), ids=label)
 def test_curvature_is_the_trace_of_each_rows_hessian(model):
     with jax.enable_x64(True):
         params, batch, consts = random_problem(model, vocab_size=20, dim=4, batch_size=6)
@@ -130,7 +131,7 @@ DAMPED = [m for m in CURVATURE if m.input == "skipgram" and not m.shared_negativ
 ]
 
 
-@pytest.mark.parametrize("model", DAMPED, ids=label)
+@pytest.mark.parametrize("model", tiered(DAMPED), ids=label)
 def test_damped_step_is_the_same_on_window_groups(model):
     """With window buckets the curvature of the groups is joined like their rows: the
     damped gradient equals the damped gradient of the whole batch."""

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from cases import tiered
 
 from sgjax.cli import main
 from sgjax.gradcheck import check, max_errors, random_problem, toy_vocab
@@ -200,7 +201,7 @@ def test_rule_loss_equals_batch_loss(model):
     np.testing.assert_allclose(E_rule, loss_jit(params, batch, model, consts), rtol=1e-12)
 
 
-@pytest.mark.parametrize("model", BASE, ids=label)
+@pytest.mark.parametrize("model", tiered(BASE), ids=label)
 def test_central_finite_differences(model):
     """Fourth-order central differences, (8 (E(+h) - E(-h)) - (E(+2h) - E(-2h))) / 12h with
     h = 1e-3: truncation O(h^4) and rounding O(ulp(E) / h), both far below the tolerance
@@ -396,7 +397,7 @@ def test_hierarchical_probabilities_sum_to_one(V):
 # jit, vmap and the form of the gradients
 
 
-@pytest.mark.parametrize("model", BASE, ids=label)
+@pytest.mark.parametrize("model", tiered(BASE, keep=lambda m: m.output == "negative"), ids=label)
 def test_vmap_and_jit(model):
     params, batch, consts = _problem(model)
     B = batch["center"].shape[0]
