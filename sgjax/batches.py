@@ -20,6 +20,17 @@ word2vec, on the host or inside a scan. (``words`` is per batch, not per example
 out of what is vmapped over examples.) The same record serves CBOW: ``center`` is the
 target w_O and ``context`` its context set.
 
+Shuffling (``shuffle=True``, config ``data.shuffle``): the epoch reads the sentences in a
+random permutation (:func:`sentence_order`, seeded by ``(seed, epoch)`` on a stream of its
+own, so the subsampling and window draws are the same generator as without it), since a
+corpus in a non-random order (sorted dictionaries, article-ordered dumps, concatenated
+sources) costs vector quality when read in order; word2vec.c and gensim read the file in
+order, as ``shuffle=False`` does, bit for bit as before the option existed. Cost: the
+permutation (int32 per sentence; int64 past 2^31 sentences) and the sentence offsets (read
+once per epoch, int64 per sentence) in memory, no copy of the corpus; blocks of about
+``chunk_tokens`` tokens of permuted sentences are gathered by random reads from the
+(memory-mapped) token stream and windowed as a sequential block is.
+
 Windows are generated on the host with numpy because, on a CPU, that is faster than a
 jitted JAX generator of the same algorithm (see BENCHMARKS.md, "Data pipeline"). Run
 :func:`epoch_batches` under :func:`prefetch` (a background thread; numpy releases the GIL)
@@ -39,9 +50,13 @@ from sgjax.corpus import prefetch
 from sgjax.encode import EncodedCorpus
 from sgjax.vocab import Vocab, keep_probs
 
-__all__ = ["epoch_batches", "prefetch"]
+__all__ = ["epoch_batches", "prefetch", "sentence_order"]
 
 DEFAULT_CHUNK_TOKENS = 1 << 16  # tokens per vectorised step (fastest: 2^15..2^18, in cache)
+# The shuffle's random stream, [seed, epoch, _SHUFFLE_TAG], apart from the subsampling and
+# window draws' [seed, epoch].
+_SHUFFLE_TAG = 0x5348554646  # "SHUFF"
+_REMAP_TOKENS = 1 << 20  # tokens a shuffled epoch reads through one mapping of the stream
 
 
 @functools.lru_cache(maxsize=8)
@@ -152,6 +167,101 @@ def _blocks(
         w = max(1024, 2 * k)
 
 
+def sentence_order(n_sentences: int, seed: int, epoch: int) -> np.ndarray:
+    """The order in which a shuffled epoch reads the sentences: a permutation of
+    ``0..n_sentences-1`` (int32, int64 from 2^31 sentences), a function of ``(seed, epoch)``
+    drawn from its own random stream."""
+    perm = np.arange(n_sentences, dtype=np.int32 if n_sentences < 2**31 else np.int64)
+    np.random.default_rng([seed, epoch, _SHUFFLE_TAG]).shuffle(perm)
+    return perm
+
+
+class _Gather:
+    """The elements of a 1-D array at index arrays. A memory-mapped ``.npy`` is read through
+    a private read-only mapping of its file, dropped after every ``_REMAP_TOKENS`` elements
+    read and at :meth:`close`, so that (as with :class:`_Reader`) a shuffled epoch over a
+    corpus larger than RAM does not leave the pages it touched resident in the process."""
+
+    def __init__(self, arr: np.ndarray) -> None:
+        self.arr, self.file, self.view, self.read = arr, None, None, 0
+        if (
+            isinstance(arr, np.memmap)
+            and isinstance(arr.base, mmap.mmap)
+            and arr.filename
+            and arr.flags.c_contiguous
+            and arr.size
+        ):
+            self.file = (arr.filename, arr.dtype, int(arr.offset), arr.shape)
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        if self.file is None:
+            return self.arr[idx]
+        if self.view is None:
+            name, dtype, offset, shape = self.file
+            self.view = np.memmap(name, dtype=dtype, mode="r", offset=offset, shape=shape)
+        out = np.asarray(self.view[idx])  # fancy indexing: a copy
+        self.read += idx.size
+        if self.read >= _REMAP_TOKENS:
+            self.close()
+        return out
+
+    def close(self) -> None:
+        self.view, self.read = None, 0  # unmapped with its last reference
+
+
+def _stream_blocks(
+    encoded: EncodedCorpus, chunk_tokens: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """The sequential epoch's blocks of whole sentences, in the file's order: ``(stream
+    position of the block's first token, its tokens, its sentence offsets from 0)``."""
+    tokens, offsets = _Reader(encoded.tokens), _Reader(encoded.offsets)
+    try:
+        for a, offs in _blocks(offsets, encoded.n_sentences, chunk_tokens):
+            yield a, tokens(a, a + int(offs[-1])), offs
+    finally:
+        tokens.close()
+        offsets.close()
+
+
+def _shuffled_blocks(
+    encoded: EncodedCorpus, order: np.ndarray, chunk_tokens: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Blocks of whole sentences taken in ``order`` (sentence ids), cut as :func:`_blocks`
+    cuts the file (at most ``chunk_tokens`` tokens, at least one sentence): ``(position of
+    the block's first token in the permuted stream, its tokens, its sentence offsets from
+    0)``. Reads the whole offsets array once; gathers each block's tokens by fancy
+    indexing (one index per token)."""
+    n = encoded.n_sentences
+    reader = _Reader(encoded.offsets)
+    try:
+        bounds = reader(0, n + 1)
+    finally:
+        reader.close()
+    tokens = _Gather(encoded.tokens)
+    try:
+        a, j, w = 0, 0, 1024
+        while j < n:
+            ids = order[j : j + w]
+            starts = bounds[ids]
+            lens = bounds[ids + 1] - starts
+            ends = np.cumsum(lens)
+            k = int(np.searchsorted(ends, chunk_tokens, side="right"))
+            if k == ids.size and j + k < n:  # the block may go on: take more sentences
+                w *= 2
+                continue
+            k = max(k, 1)
+            offs = np.zeros(k + 1, np.int64)
+            offs[1:] = ends[:k]
+            m = int(offs[-1])
+            idx = np.repeat(starts[:k] - offs[:-1], lens[:k]) + np.arange(m, dtype=np.int64)
+            yield a, tokens(idx), offs
+            a += m
+            j += k
+            w = max(1024, 2 * k)
+    finally:
+        tokens.close()
+
+
 def _pad_rows(parts: list[dict[str, np.ndarray]], B: int) -> dict[str, np.ndarray]:
     out = {}
     for name in parts[0]:
@@ -173,10 +283,15 @@ def epoch_batches(
     epoch: int,
     chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
     window_buckets: bool = False,
+    shuffle: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
     """One epoch of fixed-shape batches (see the module docstring for the record),
     deterministic given ``(seed, epoch)`` (and ``chunk_tokens``). Streams over the
     (memory-mapped) token stream about ``chunk_tokens`` tokens at a time.
+
+    ``shuffle``: read the sentences in the order :func:`sentence_order` draws for
+    ``(seed, epoch)`` instead of the file's; ``words`` then counts along that order and
+    still sums to ``encoded.n_tokens``. False: the file's order (word2vec.c, gensim).
 
     ``window_buckets``: the same examples (the same random draws), grouped by their
     effective window b: rows ``[(b-1) B/w, b B/w)`` of every batch hold centres whose
@@ -199,7 +314,7 @@ def epoch_batches(
             f"the corpus was encoded with a vocabulary of {encoded.vocab_size} words, "
             f"not this one of {len(vocab)}"
         )
-    blocks = _example_blocks(encoded, vocab, window, sample, seed, epoch, chunk_tokens)
+    blocks = _example_blocks(encoded, vocab, window, sample, seed, epoch, chunk_tokens, shuffle)
     assemble = _bucketed if window_buckets else _sequential
     batches = assemble(blocks, batch_size, window)
     held: dict[str, np.ndarray] | None = None  # the latest batch, yielded once a next exists
@@ -235,17 +350,22 @@ def _example_blocks(
     seed: int,
     epoch: int,
     chunk_tokens: int,
+    shuffle: bool = False,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """The epoch's examples, a block of whole sentences at a time, in stream order: rows
+    """The epoch's examples, a block of whole sentences at a time, in stream order (the
+    file's, or with ``shuffle`` the permuted stream of :func:`sentence_order`): rows
     ``center``, ``context``, ``mask``, ``words`` (the tokens from after the previous centre
     to this one) and ``b`` (the effective window)."""
     keep = keep_probs(vocab, sample).astype(np.float32)
-    rng = np.random.default_rng([seed, epoch])
-    tokens, offsets = _Reader(encoded.tokens), _Reader(encoded.offsets)
+    rng = np.random.default_rng([seed, epoch])  # subsampling and windows, shuffled or not
+    if shuffle:
+        order = sentence_order(encoded.n_sentences, seed, epoch)
+        blocks = _shuffled_blocks(encoded, order, chunk_tokens)
+    else:
+        blocks = _stream_blocks(encoded, chunk_tokens)
     last_end = 0  # stream position after the previous centre
     try:
-        for a, offs in _blocks(offsets, encoded.n_sentences, chunk_tokens):
-            tok = tokens(a, a + int(offs[-1]))
+        for a, tok, offs in blocks:
             center, context, mask, pos, b = _windows(tok, offs, keep, window, rng)
             if center.size == 0:
                 continue
@@ -254,8 +374,7 @@ def _example_blocks(
             last_end = int(ends[-1])
             yield {"center": center, "context": context, "mask": mask, "words": words, "b": b}
     finally:
-        tokens.close()
-        offsets.close()
+        blocks.close()
 
 
 def _sequential(

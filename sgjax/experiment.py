@@ -128,6 +128,7 @@ def _batches(cfg: Config, vocab: Vocab, encoded: Any, epoch: int):
         seed=cfg.train.seed,
         epoch=epoch,
         window_buckets=cfg.train.window_buckets,
+        shuffle=cfg.data.shuffle,
     )
 
 
