@@ -52,7 +52,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -129,6 +129,9 @@ class DataConfig:
     sample: float = 1e-3  # subsampling threshold s; 0 disables subsampling
     ns_exponent: float = 0.75  # noise distribution P_n(w) ~ count(w)^ns_exponent
     max_line_tokens: int = 1000  # longer lines are split (word2vec.c MAX_SENTENCE_LENGTH)
+    # shuffle the sentences each epoch (seeded by train.seed and the epoch); false = the
+    # file's order, as word2vec.c and gensim
+    shuffle: bool = False
     cache_dir: str | None = None  # encoded-corpus cache; null = the run directory's cache/
 
 
@@ -234,9 +237,9 @@ def config_from_dict(
     """Like :func:`load_config` for an already parsed mapping (e.g. a checkpoint's config)."""
     if not isinstance(d, Mapping):
         raise ConfigError(f"{source}: expected a mapping of sections, got {type(d).__name__}")
-    from sgjax.config_load import build
+    from sgjax.config_load import build, key_paths
 
-    return _validate(*build(dict(d), {}, source, overrides))
+    return _validate(*build(dict(d), dict.fromkeys(key_paths(d), source), source, overrides))
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
@@ -288,10 +291,68 @@ def _model_parts(cfg: Config, where: dict[str, str], source: str):
     return side, layer
 
 
+#: Switches the default model uses that other models cannot: ``(key, applies(cfg, layer),
+#: off value)``. Left unset by the user where they don't apply, they are turned off instead
+#: of failing the checks below (set by the user, they are checked).
+_SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
+    ("model.skipgram_input", lambda cfg, layer: cfg.model.architecture == "skipgram", "center"),
+    (
+        "model.shared_negatives",
+        lambda cfg, layer: cfg.model.architecture == "skipgram" and layer.draws,
+        False,
+    ),
+    (
+        "train.window_buckets",
+        lambda cfg, layer: (
+            cfg.train.batch_size % cfg.model.window == 0
+            and cfg.train.gradients == Gradients.explicit
+            and cfg.train.batch_parts == 1
+        ),
+        False,
+    ),
+)
+
+
+def _get(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _set(cfg: Config, key: str, value: Any) -> Config:
+    section, name = key.split(".")
+    return dataclasses.replace(
+        cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})}
+    )
+
+
+def _model_defaults(cfg: Config, where: dict[str, str], source: str) -> Config:
+    """The model's defaults on the keys the user did not set (in a file, a dict or --set):
+    the input side's ``defaults``, then the output layer's (which win), then the
+    :data:`_SWITCHES` that do not apply turned off. A saved config.yaml sets every key, so
+    it loads back unchanged."""
+    side, layer = _model_parts(cfg, where, source)
+    for key, value in {**side.defaults, **layer.defaults}.items():
+        if key not in where:
+            try:
+                _get(cfg, key)
+            except (AttributeError, ValueError):
+                raise ConfigError(
+                    f"{source}: the defaults of model {cfg.model.architecture}/"
+                    f"{cfg.model.output} name an unknown key {key!r}"
+                ) from None
+            cfg = _set(cfg, key, value)
+    for key, applies, off in _SWITCHES:
+        if key not in where and _get(cfg, key) != off and not applies(cfg, layer):
+            cfg = _set(cfg, key, off)
+    return cfg
+
+
 def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     """Range and cross-field checks; the schema has already checked types and enums."""
     from sgjax.config_load import origin as _origin
     from sgjax.config_optax import check_optimizer
+
+    cfg = _model_defaults(cfg, where, source)
 
     def check(ok: bool, key: str, msg: str) -> None:
         if not ok:

@@ -162,6 +162,8 @@ def build(
             if k == key or k.startswith((key + ".", key + "[")):
                 del where[k]
         where[key] = f"--set {item}"
+        if section:  # the keys it sets, so the model's defaults leave them alone
+            where.update(dict.fromkeys(key_paths(value, key + "."), f"--set {item}"))
     try:
         cfg = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:  # e.g. a failing ${interpolation}
@@ -169,6 +171,16 @@ def build(
         raise _explain(e, where.get(key, source)) from None
     assert isinstance(cfg, Config)
     return _normalise(cfg, where, source), where, source
+
+
+def key_paths(d: Any, prefix: str = "") -> list[str]:
+    """The dotted keys written in a nested mapping (sections and leaves; lists are leaves)."""
+    out = []
+    if isinstance(d, Mapping | DictConfig):
+        for k, v in d.items():
+            out.append(f"{prefix}{k}")
+            out.extend(key_paths(v, f"{prefix}{k}."))
+    return out
 
 
 def origin(where: dict[str, str], source: str, key: str) -> str:

@@ -20,8 +20,9 @@ hidden vector of an example predicts every output word of it (H x T pairs, see
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,6 +49,8 @@ class InputSide(NamedTuple):
       along its row (row damping), or None where not defined.
     - ``context_axis``: which of ``"hidden"``, ``"target"`` runs over the context slots
       (None: neither), so a batch can be cut by window (``train.window_buckets``).
+    - ``defaults``: config values this side needs where the user sets none, as dotted keys
+      (``{"optimizer.learning_rate": 0.05}``; see :mod:`sgjax.config`).
     """
 
     layout: Callable[[int], tuple[int, int]]
@@ -56,6 +59,7 @@ class InputSide(NamedTuple):
     input_rows: Callable[..., RowGrads]
     input_curvature: Callable[[jax.Array], jax.Array] | None
     context_axis: str | None
+    defaults: Mapping[str, Any] = MappingProxyType({})
 
 
 def _rows(index: jax.Array, value: jax.Array) -> RowGrads:

@@ -21,7 +21,8 @@ in word2vec.c's orientation H = C, T = 1; CBOW H = T = 1. Fields a layer adds ha
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import jax
@@ -62,6 +63,8 @@ class OutputLayer(NamedTuple):
       ``fields`` that pair's slice of each field.
     - ``rule(params, h_BxHxN, targets_BxT, w_BxHxT, fields, consts, model, curvature)
       -> OutputRule``: the explicit rule for a batch, equal to ``jax.grad`` of the loss.
+    - ``defaults``: config values this layer needs where the user sets none, as dotted keys
+      (``{"train.batch_size": 64}``); they win over the input side's (:mod:`sgjax.config`).
     """
 
     tables: Callable[[int], dict[str, int]]
@@ -73,6 +76,7 @@ class OutputLayer(NamedTuple):
     draws: bool = False
     curvature: bool = False  # the rule can return row curvatures (row damping)
     dense: bool = False  # E reads every row of its tables (a normaliser): no padding rows
+    defaults: Mapping[str, Any] = MappingProxyType({})
 
 
 REGISTRY: dict[str, OutputLayer] = {}
