@@ -31,17 +31,15 @@ def value_and_rule(
     """E summed over the batch and the explicit gradient, row-sparse where it is.
 
     Returns ``(E, {"W": RowGrads, <layer's tables>: RowGrads or dense})``. With
-    ``curvature`` (input sides and output layers that define it: skip-gram with negative
-    sampling, hierarchical softmax or NCE) also the curvature of every row entry along its
-    own row, aligned with the RowGrads' entries: for an entry of gradient ``e_j x``,
+    ``curvature`` (output layers that define it: negative sampling, hierarchical softmax,
+    NCE; input sides without ``input_curvature``, CBOW, give 0 for W's rows) also the
+    curvature of every row entry along its own row, aligned with the RowGrads' entries: for
+    an entry of gradient ``e_j x``,
     ``w s'(u_j) |x|^2`` summed over the entry's terms (:func:`damp_rows`).
     """
     side, layer = model.side, model.layer
-    if curvature and (side.input_curvature is None or not layer.curvature):
-        raise ValueError(
-            f"row curvature is not defined for input side {model.input} with output layer "
-            f"{model.output}"
-        )
+    if curvature and not layer.curvature:
+        raise ValueError(f"row curvature is not defined for output layer {model.output}")
     W = params["W"]
     h, hmask = side.hidden(W, batch, model)
     targets, tmask = side.targets(batch)
@@ -50,7 +48,11 @@ def value_and_rule(
     grads = {"W": side.input_rows(out.EH, batch, model, W.shape[0]), **out.grads}
     if not curvature:
         return out.E, grads
-    return out.E, grads, {"W": side.input_curvature(out.k_h), **out.curvature}
+    if side.input_curvature is None:  # W's rows left undamped (curvature 0: scale 1)
+        k_W = jnp.zeros(grads["W"].index.shape, out.E.dtype)
+    else:
+        k_W = side.input_curvature(out.k_h)
+    return out.E, grads, {"W": k_W, **out.curvature}
 
 
 def pairwise_rule(params: dict, batch: Example, model: ModelSpec, consts: dict | None = None):
