@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = REPO / "configs" / "sg_ns_fast.yaml"
+DEFAULT_CONFIG = REPO / "configs" / "sg_ns.yaml"
 
 
 def log(msg: str) -> None:

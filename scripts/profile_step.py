@@ -18,7 +18,7 @@ grouped into kinds by name:
 ``busy_share`` is the ops' summed time over (profiled wall time x devices' threads): how
 much of the two cores the step keeps busy. The last line printed is one JSON object.
 
-    python scripts/profile_step.py                                    # sg_ns_fast
+    python scripts/profile_step.py                                    # sg_ns (the defaults)
     python scripts/profile_step.py --set train.window_buckets=false --set train.batch_size=256
 """
 
@@ -69,7 +69,7 @@ def op_times(trace_dir: str) -> tuple[dict[str, float], dict[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", default=str(REPO / "configs" / "sg_ns_fast.yaml"))
+    p.add_argument("--config", default=str(REPO / "configs" / "sg_ns.yaml"))
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--calls", type=int, default=4, help="calls timed (after one compiling)")
     p.add_argument("--top", type=int, default=15, help="ops listed by name")

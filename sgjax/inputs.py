@@ -88,6 +88,8 @@ SKIPGRAM = InputSide(
     input_rows=_sg_rows,
     input_curvature=lambda k_h: k_h[:, 0],
     context_axis="target",
+    # the C negatives of a centre's pairs shared lose accuracy in this orientation
+    defaults={"model.shared_negatives": False},
 )
 
 # --------------------------------------------------------------------------------------------
@@ -148,6 +150,7 @@ CBOW = InputSide(
     input_rows=_cbow_rows,
     input_curvature=None,
     context_axis=None,
+    defaults={"optimizer.learning_rate": 0.05},  # word2vec.c's alpha for CBOW
 )
 
 INPUTS: dict[str, InputSide] = {

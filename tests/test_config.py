@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
     return path
 
 
-def test_defaults_are_word2vec_skipgram_negative_sampling():
+def test_defaults_are_skipgram_negative_sampling_in_the_fast_form():
     cfg = load_config(None)
     assert cfg == Config()
     m, d, o, t, ev = cfg.model, cfg.data, cfg.optimizer, cfg.train, cfg.eval
@@ -53,13 +54,21 @@ def test_defaults_are_word2vec_skipgram_negative_sampling():
         "lazy",
         {},
     )
-    assert o.end_lr == pytest.approx(2.5e-6)  # word2vec.c: 1e-4 * alpha
+    assert o.end_lr == pytest.approx(0.2 * 0.025)  # a floor that still learns (not 1e-4)
     assert (t.epochs, t.gradients, t.dtype, t.checkpoint_every_steps) == (
         5,
         "explicit",
         "float32",
         0,
     )
+    # the fast shared-rows form: word2vec.c's orientation, negatives per centre, buckets
+    assert (m.skipgram_input, m.shared_negatives, t.batch_size, t.window_buckets) == (
+        "context",
+        True,
+        320,
+        True,
+    )
+    assert d.shuffle and not t.row_damping
     assert (ev.analogies, ev.similarity, ev.restrict_vocab) == (None, None, 30000)
 
 
@@ -149,24 +158,131 @@ def test_mesh_section():
     assert to_dict(cfg)["mesh"] == {"data": 2, "model": 4, "distributed": False}
 
 
-def test_fast_recipe_is_word2vec_orientation_with_shared_negatives():
-    cfg = load_config(Path(__file__).parents[1] / "configs" / "sg_ns_fast.yaml")
-    m, t = cfg.model, cfg.train
-    assert (m.skipgram_input, m.shared_negatives, t.row_update_cap) == ("context", True, 0)
-    assert t.window_buckets and t.batch_parts == 1 and t.batch_size % m.window == 0
+MODEL_RECIPES = {  # configs/NAME.yaml -> the model choice whose defaults it writes out
+    "sg_ns.yaml": [],
+    "cbow_ns.yaml": ["model.architecture=cbow"],
+    "sg_hs.yaml": ["model.output=hierarchical"],
+    "cbow_hs.yaml": ["model.architecture=cbow", "model.output=hierarchical"],
+}
+
+
+@pytest.mark.parametrize("name", list(MODEL_RECIPES))
+def test_model_recipes_are_the_defaults_written_out(name):
+    cfg = load_config(Path(__file__).parents[1] / "configs" / name)
+    assert cfg == load_config(None, MODEL_RECIPES[name])
+
+
+def test_word2vec_c_recipe_is_the_c_tools_literal_choices():
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "word2vec_c.yaml")
+    m, d, o = cfg.model, cfg.data, cfg.optimizer
+    assert (m.skipgram_input, m.shared_negatives, d.shuffle) == ("context", False, False)
+    assert o.end_lr == pytest.approx(1e-4 * o.learning_rate)
 
 
 def test_shared_negatives():
-    assert load_config(None).model.shared_negatives is False  # word2vec.c: a set per pair
-    cfg = load_config(None, ["model.shared_negatives=true"])
-    assert cfg.model.shared_negatives is True
-    assert load_config(None, ["model.shared_negatives=yes"]).model.shared_negatives is True
+    assert load_config(None).model.shared_negatives is True
+    cfg = load_config(None, ["model.shared_negatives=false"])  # word2vec.c: a set per pair
+    assert cfg.model.shared_negatives is False
+    assert load_config(None, ["model.shared_negatives=no"]).model.shared_negatives is False
 
 
 def test_skipgram_input():
-    assert load_config(None).model.skipgram_input == "center"  # the paper's orientation
-    cfg = load_config(None, ["model.skipgram_input=context", "model.shared_negatives=true"])
-    assert (cfg.model.skipgram_input, cfg.model.shared_negatives) == ("context", True)
+    assert load_config(None).model.skipgram_input == "context"  # word2vec.c's orientation
+    cfg = load_config(None, ["model.skipgram_input=center"])  # the paper's
+    assert (cfg.model.skipgram_input, cfg.model.shared_negatives) == ("center", False)
+    cfg = load_config(None, ["model.skipgram_input=center", "model.shared_negatives=true"])
+    assert (cfg.model.skipgram_input, cfg.model.shared_negatives) == ("center", True)
+
+
+#: What each model resolves to from the defaults plus its choice alone:
+#: (architecture, output) -> (learning_rate, skipgram_input, shared_negatives, row_damping)
+MODEL_DEFAULTS = {
+    ("skipgram", "negative"): (0.025, "context", True, False),
+    ("skipgram", "hierarchical"): (0.025, "context", False, True),
+    ("skipgram", "softmax"): (0.025, "context", False, False),
+    ("skipgram", "nce"): (0.025, "context", True, False),
+    ("cbow", "negative"): (0.05, "center", False, False),
+    ("cbow", "hierarchical"): (0.05, "center", False, True),
+    ("cbow", "softmax"): (0.05, "center", False, False),
+}
+
+
+@pytest.mark.parametrize("model", list(MODEL_DEFAULTS), ids="-".join)
+def test_each_model_gets_its_defaults(model):
+    architecture, output = model
+    cfg = load_config(None, [f"model.architecture={architecture}", f"model.output={output}"])
+    m, o, t = cfg.model, cfg.optimizer, cfg.train
+    got = (o.learning_rate, m.skipgram_input, m.shared_negatives, t.row_damping)
+    assert got == MODEL_DEFAULTS[model]
+    assert o.end_lr == pytest.approx(0.2 * o.learning_rate)
+    if architecture == "cbow":
+        assert m.cbow_update == "word2vec"  # EH to every context word, as word2vec.c
+
+
+@pytest.mark.parametrize("architecture", list(INPUTS))
+@pytest.mark.parametrize("output", list(REGISTRY))
+def test_model_defaults_come_from_the_side_and_layer_records(architecture, output):
+    from sgjax.config import _SWITCHES
+    from sgjax.inputs import side_name
+
+    cfg = load_config(None, [f"model.architecture={architecture}", f"model.output={output}"])
+    side = INPUTS[side_name(architecture, cfg.model.skipgram_input)]
+    layer = REGISTRY[output]
+    switched = {key for key, _, _ in _SWITCHES}
+    for key, value in {**side.defaults, **layer.defaults}.items():
+        section, name = key.split(".")
+        if key not in switched or value:
+            assert getattr(getattr(cfg, section), name) == value, key
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["--set", "section --set", "yaml", "dict"],
+)
+def test_keys_the_user_sets_win_over_the_model_defaults(tmp_path, how):
+    arch = ["model.architecture=cbow"]
+    if how == "--set":
+        cfg = load_config(None, [*arch, "optimizer.learning_rate=0.01"])
+    elif how == "section --set":
+        cfg = load_config(None, [*arch, "optimizer={learning_rate: 0.01}"])
+    elif how == "yaml":
+        path = write(tmp_path, "model: {architecture: cbow}\noptimizer: {learning_rate: 0.01}\n")
+        cfg = load_config(path)
+    else:
+        d = {"model": {"architecture": "cbow"}, "optimizer": {"learning_rate": 0.01}}
+        cfg = config_from_dict(d)
+    assert cfg.optimizer.learning_rate == 0.01
+    assert cfg.optimizer.end_lr == pytest.approx(0.002)
+
+
+def test_saved_config_loads_back_unchanged(tmp_path):
+    """A run's config.yaml sets every key: the model defaults of the architecture it
+    names do not apply to it again (a CBOW run saved with eta 0.025 stays at 0.025)."""
+    cfg = load_config(None, ["model.architecture=cbow", "optimizer.learning_rate=0.025"])
+    path = tmp_path / "config.yaml"
+    path.write_text(to_yaml(cfg))
+    assert load_config(path) == cfg
+    assert config_from_dict(to_dict(cfg)) == cfg
+
+
+@pytest.mark.parametrize(
+    "sets, key, off",
+    [
+        (["model.architecture=cbow"], "model.skipgram_input", "center"),
+        (["model.architecture=cbow"], "model.shared_negatives", False),
+        (["model.output=hierarchical"], "model.shared_negatives", False),
+        (["model.window=7"], "train.window_buckets", False),  # 320 % 7 != 0
+        (["train.batch_parts=2"], "train.window_buckets", False),
+        (["model.output=hierarchical", "optimizer.name=adam"], "train.row_damping", False),
+    ],
+)
+def test_defaults_a_model_cannot_use_are_switched_off_but_checked_when_set(sets, key, off):
+    cfg = load_config(None, sets)
+    section, name = key.split(".")
+    assert getattr(getattr(cfg, section), name) == off
+    on = "context" if off == "center" else "true"
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(None, [*sets, f"{key}={on}"])
 
 
 def test_config_is_frozen():
@@ -395,7 +511,7 @@ def test_empty_file_is_defaults(tmp_path):
 
 RECIPES = {  # file -> (architecture, output, optimizer, learning rate, sparse)
     "sg_ns.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
-    "sg_ns_fast.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
+    "word2vec_c.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
     "cbow_ns.yaml": ("cbow", "negative", "sgd", 0.05, "lazy"),
     "sg_hs.yaml": ("skipgram", "hierarchical", "sgd", 0.025, "lazy"),
     "cbow_hs.yaml": ("cbow", "hierarchical", "sgd", 0.05, "lazy"),
@@ -436,7 +552,8 @@ def test_every_recipe_loads(path, tmp_path):
                 1e-3,
                 5,
             )
-            assert m.negatives == (5 if output == "negative" else 0)
+            if output == "negative":
+                assert m.negatives == 5
 
 
 def test_smoke_recipe_is_small():

@@ -66,5 +66,8 @@ LAYER = register(
         loss=loss,
         rule=rule,
         curvature=True,
+        # the inner nodes near the root are on nearly every path: a minibatch sums
+        # thousands of updates into them and diverges undamped (BENCHMARKS.md)
+        defaults={"train.row_damping": True},
     ),
 )
