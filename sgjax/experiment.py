@@ -297,9 +297,7 @@ def train(
     try:
         state = fit(
             run.state,
-            lambda e: sharding.process_batches(
-                _batches(bcfg, run.vocab, run.encoded, e), jax.process_index(), jax.process_count()
-            ),
+            lambda e: sharding.local_batches(cfg, _batches(bcfg, run.vocab, run.encoded, e)),
             run.tables,
             run.spec,
             epochs=cfg.train.epochs,

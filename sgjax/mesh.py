@@ -237,6 +237,21 @@ def process_batches(batches: Iterable[dict], index: int, count: int) -> Iterator
         yield group[index] if index < len(group) else _empty_like(group[0])
 
 
+def process_rows(batches: Iterable[dict], index: int, count: int) -> Iterator[dict]:
+    """Process ``index``'s share of ``count`` of every batch: rows ``[index B/count,
+    (index + 1) B/count)``, so the processes' shares, concatenated along the data axis, are
+    the batch itself (for batches whose rows have a layout, ``train.window_buckets``).
+    Process 0 carries the batch's ``words``, the others 0 (they are summed)."""
+    if not 0 <= index < count:
+        raise ValueError(f"process index {index} not in [0, {count})")
+    for b in batches:
+        B = b["center"].shape[0]
+        rows = slice(index * B // count, (index + 1) * B // count)
+        out = {k: v[rows] for k, v in b.items() if k != "words"}
+        out["words"] = b["words"] if index == 0 else np.zeros_like(b["words"])
+        yield out
+
+
 def bytes_per_device(state: Any) -> dict[str, int]:
     """Bytes each device holds of ``params`` and ``opt_state`` (the max over devices)."""
     out: dict[str, int] = {}

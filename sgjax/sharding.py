@@ -57,7 +57,9 @@ mesh then spans every process's devices; process ``p`` of ``P`` generates batche
 ``batch_size / P`` examples and keeps every ``P``-th one from number ``p``
 (:func:`process_batches`), so global step ``k`` holds local batches ``kP, ..., kP + P - 1``:
 the same examples, in the same order, as one process's batch ``k`` of ``batch_size`` (the
-pipeline cuts one stream of examples into batches). ``words`` counts are summed over the
+pipeline cuts one stream of examples into batches). With ``train.window_buckets`` a batch's
+rows are grouped by window, so each process makes the whole batches and keeps its rows
+(:func:`local_batches`). ``words`` counts are summed over the
 processes. Each process must own whole rows of the data axis (``mesh.model`` divides the
 local device count). Only process 0 writes files (:func:`is_primary`); checkpoints are
 written by all processes together (orbax).
@@ -93,6 +95,7 @@ from sgjax.mesh import (
     pad_state,
     padded_rows,
     process_batches,
+    process_rows,
     state_shardings,
     unpad_state,
 )
@@ -122,6 +125,8 @@ __all__ = [
     "padded_rows",
     "plan_for",
     "process_batches",
+    "process_rows",
+    "local_batches",
     "restore_target",
     "state_shardings",
     "unpad_state",
@@ -340,10 +345,24 @@ def restore_target(cfg: Config, state: TrainState) -> Any:
 
 
 def local_config(cfg: Config) -> Config:
-    """``cfg`` with this process's pipeline batch size (``batch_size / processes``)."""
+    """``cfg`` with this process's pipeline batch size (``batch_size / processes``); with
+    ``train.window_buckets`` the whole batch (its rows are grouped by window: each process
+    makes every batch and keeps its rows, :func:`local_batches`)."""
     n = jax.process_count()
-    if n == 1:
+    if n == 1 or cfg.train.window_buckets:
         return cfg
     return dataclasses.replace(
         cfg, train=dataclasses.replace(cfg.train, batch_size=cfg.train.batch_size // n)
     )
+
+
+def local_batches(cfg: Config, batches: Iterable[dict]) -> Iterator[dict]:
+    """This process's share of an epoch's batches of :func:`local_config`: every P-th
+    batch (:func:`process_batches`), or with ``train.window_buckets`` its rows of every
+    batch (:func:`process_rows`); all of them with one process."""
+    index, count = jax.process_index(), jax.process_count()
+    if count == 1:
+        return iter(batches)
+    if cfg.train.window_buckets:
+        return process_rows(batches, index, count)
+    return process_batches(batches, index, count)

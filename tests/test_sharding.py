@@ -76,6 +76,28 @@ def test_process_batches_are_strided_and_equal_in_number():
         list(sharding.process_batches(batches, 2, 2))
 
 
+def test_process_rows_split_every_batch_into_contiguous_shares():
+    """With window buckets a batch's rows have a layout: each process keeps its rows of
+    every batch, and the shares concatenated along the data axis are the batch."""
+    batches = [
+        {
+            "center": np.arange(8) + 10 * i,
+            "context": np.arange(16).reshape(8, 2) + 10 * i,
+            "mask": np.ones((8, 2), bool),
+            "words": np.int32(30 + i),
+        }
+        for i in range(3)
+    ]
+    shares = [list(sharding.process_rows(iter(batches), p, 2)) for p in range(2)]
+    assert [len(s) for s in shares] == [3, 3]
+    for i, b in enumerate(batches):
+        for k in ("center", "context", "mask"):
+            np.testing.assert_array_equal(np.concatenate([s[i][k] for s in shares]), b[k])
+        assert int(shares[0][i]["words"]) + int(shares[1][i]["words"]) == int(b["words"])
+    with pytest.raises(ValueError, match="process index 2"):
+        list(sharding.process_rows(batches, 2, 2))
+
+
 def test_distributed_args_from_environment_and_config():
     assert sharding.distributed_args(MeshConfig(), {}) is None
     env = {
