@@ -36,6 +36,8 @@ IDS = [o[0] for o in OPTIMIZERS]
 
 
 def opt_cfg(name, kwargs=None, sparse="lazy", lr=0.05, schedule="linear", **kw) -> OptimizerConfig:
+    """An optimizer section; the lr decays to word2vec.c's 1e-4 x lr unless told."""
+    kw.setdefault("end_learning_rate", 1e-4 * lr)
     return OptimizerConfig(
         name=name,
         learning_rate=lr,
@@ -181,8 +183,10 @@ def test_every_schedule_builds_and_ends_at_end_lr(name):
 
 
 def test_linear_schedule_is_word2vec_decay():
-    cfg = opt_cfg("sgd", lr=0.025)  # end_learning_rate null: 1e-4 * lr (word2vec.c)
+    cfg = opt_cfg("sgd", lr=0.025)  # end_learning_rate 1e-4 * lr (word2vec.c)
     assert cfg.end_lr == pytest.approx(2.5e-6)
+    # null: sgjax's floor, END_LR_FACTOR x lr
+    assert opt_cfg("sgd", lr=0.025, end_learning_rate=None).end_lr == pytest.approx(0.005)
     s = build_schedule(cfg, 1000)
     t = np.arange(0, 1500)
     want = np.where(t < 1000, 0.025 + (2.5e-6 - 0.025) * t / 1000, 2.5e-6)
@@ -663,6 +667,7 @@ def test_dotted_optimizer_name(sparse, tmp_path, monkeypatch):
             f"optimizer.chain=[{__name__}.my_double]",
             f"optimizer.sparse={sparse}",
             "optimizer.learning_rate=0.05",
+            "optimizer.end_learning_rate=5e-6",  # 1e-4 x lr, as the reference's schedule
         ],
     )
     got = run(build_optimizer(cfg.optimizer, TOTAL), params, steps)

@@ -2,24 +2,20 @@
 
 Each sentence once per epoch, in a permutation drawn from (seed, epoch); blocks gathered
 from the (memory-mapped) stream; the same windows, words summing to the corpus; shuffle off
-unchanged; a shuffled run resumes bit for bit.
+unchanged. (A shuffled run resuming bit for bit: tests/test_train.py, on the defaults.)
 """
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 from test_pipeline import check_batches, distinct_corpus, run_epoch
-from test_train import _interrupt_after, params_of, tiny_cfg, write_toy_corpus
+from test_train import tiny_cfg, write_toy_corpus
 
 import sgjax.batches as batches_mod
-from sgjax import checkpoint
 from sgjax.batches import _shuffled_blocks, _stream_blocks, epoch_batches, sentence_order
 from sgjax.encode import EncodedCorpus
-from sgjax.experiment import _batches, build, train
-from sgjax.train import Interrupted
+from sgjax.experiment import _batches, build
 
 
 def _sentences(enc: EncodedCorpus) -> list[np.ndarray]:
@@ -192,7 +188,8 @@ def corpus(tmp_path_factory) -> str:
 
 def test_config_key_reaches_the_batches(corpus):
     cfg = tiny_cfg(corpus, "data.shuffle=true", "train.window_buckets=true")
-    assert cfg.data.shuffle and not tiny_cfg(corpus).data.shuffle
+    assert tiny_cfg(corpus).data.shuffle  # the default
+    assert not tiny_cfg(corpus, "data.shuffle=false").data.shuffle
     run = build(cfg)
     kw = dict(window=2, sample=0.0, batch_size=64, seed=cfg.train.seed, window_buckets=True)
     got = list(_batches(cfg, run.vocab, run.encoded, 1))
@@ -202,32 +199,5 @@ def test_config_key_reaches_the_batches(corpus):
     assert not _equal_epochs(got, list(epoch_batches(run.encoded, run.vocab, epoch=1, **kw)))
 
 
-@pytest.mark.slow  # about 20 s each: three tiny runs, each compiling its step
-@pytest.mark.parametrize(
-    "extra", [(), ("train.window_buckets=true", "train.checkpoint_every_steps=8")]
-)
-def test_shuffled_run_resumes_to_the_same_vectors(corpus, tmp_path, monkeypatch, extra):
-    """Interrupted in the middle of its (shuffled) epoch 2 and resumed, a data.shuffle=true
-    run ends with the vectors of the uninterrupted run, bit for bit. (The fast tests above
-    check what it rests on: an epoch's batches are a function of (seed, epoch).)"""
-    cfg = tiny_cfg(corpus, "data.shuffle=true", "train.epochs=3", *extra)
-    full = train(cfg, tmp_path / "full", progress=False)
-    steps_per_epoch = int(full.state.step) // 3
-    calls_per_epoch = -(-steps_per_epoch // cfg.train.steps_per_call)
-    assert calls_per_epoch >= 2, "the tiny run must have several calls per epoch"
-    with monkeypatch.context() as m:
-        _interrupt_after(m, calls_per_epoch + 1)  # in the middle of epoch 2
-        with pytest.raises(Interrupted, match="checkpoint"):
-            train(cfg, tmp_path / "cut", progress=False)
-    meta = json.loads((checkpoint.latest(tmp_path / "cut") / "meta.json").read_text())
-    assert meta["epoch"] == 1 and meta["batch_in_epoch"] > 0  # mid-epoch
-    assert "shuffle: true" in (tmp_path / "cut" / "config.yaml").read_text()
-
-    resumed = train(None, tmp_path / "cut", resume=True, progress=False)
-    a, b = params_of(full), params_of(resumed)
-    np.testing.assert_array_equal(a["W"], b["W"])
-    np.testing.assert_array_equal(a["W_out"], b["W_out"])
-    assert int(resumed.state.step) == int(full.state.step)
-    assert (tmp_path / "cut" / "vectors.bin").read_bytes() == (
-        tmp_path / "full" / "vectors.bin"
-    ).read_bytes()
+# Resume after shuffled epochs is bit-identical: tests/test_train.py's
+# test_interrupted_run_resumes_to_the_same_vectors runs the defaults, data.shuffle: true.

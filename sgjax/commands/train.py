@@ -1,7 +1,7 @@
 """Train word vectors from a YAML config.
 
 With no arguments: the quickstart, skip-gram with negative sampling on the embedded
-3M-token corpus (a few minutes on 2 CPU cores), then analogy and similarity scores and a few
+3M-token corpus (under a minute on 2 CPU cores), then analogy and similarity scores and a few
 nearest neighbours. The run directory gets config.yaml, vocab.txt, metrics.jsonl,
 checkpoints/, vectors.bin, vectors.txt and scores.json.
 """
@@ -16,8 +16,9 @@ QUICKSTART_WORDS = ("king", "france", "computer", "good", "city")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
-        help="YAML config file (default: the built-in defaults, "
-        "skip-gram negative sampling as word2vec.c)",
+        help="YAML config file (default: the built-in defaults, skip-gram negative "
+        "sampling; --set model.architecture=... / model.output=... picks another model "
+        "with its own defaults)",
     )
     p.add_argument(
         "--set",
