@@ -158,9 +158,10 @@ def build(
             OmegaConf.update(merged, key, value, merge=section)
         except OmegaConfBaseException as e:
             raise _explain(e, f"--set {item}") from None
-        for k in list(where):  # the override replaces anything written below this key
-            if k == key or k.startswith((key + ".", key + "[")):
-                del where[k]
+        if not section:  # a replaced value drops what was written below it; a merge keeps it
+            for k in list(where):
+                if k == key or k.startswith((key + ".", key + "[")):
+                    del where[k]
         where[key] = f"--set {item}"
         if section:  # the keys it sets, so the model's defaults leave them alone
             where.update(dict.fromkeys(key_paths(value, key + "."), f"--set {item}"))

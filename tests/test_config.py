@@ -194,16 +194,16 @@ def test_skipgram_input():
     assert (cfg.model.skipgram_input, cfg.model.shared_negatives) == ("center", True)
 
 
-#: What each model resolves to from the defaults plus its choice alone:
-#: (architecture, output) -> (learning_rate, skipgram_input, shared_negatives, row_damping)
+#: What each model resolves to from the defaults plus its choice alone: (architecture,
+#: output) -> (learning_rate, skipgram_input, shared_negatives, row_damping, window_buckets)
 MODEL_DEFAULTS = {
-    ("skipgram", "negative"): (0.025, "context", True, False),
-    ("skipgram", "hierarchical"): (0.025, "context", False, True),
-    ("skipgram", "softmax"): (0.025, "context", False, False),
-    ("skipgram", "nce"): (0.025, "context", True, False),
-    ("cbow", "negative"): (0.05, "center", False, False),
-    ("cbow", "hierarchical"): (0.05, "center", False, True),
-    ("cbow", "softmax"): (0.05, "center", False, False),
+    ("skipgram", "negative"): (0.025, "context", True, False, True),
+    ("skipgram", "hierarchical"): (0.025, "context", False, True, True),
+    ("skipgram", "softmax"): (0.025, "context", False, False, True),
+    ("skipgram", "nce"): (0.025, "context", True, False, True),
+    ("cbow", "negative"): (0.05, "center", False, False, False),
+    ("cbow", "hierarchical"): (0.05, "center", False, True, False),
+    ("cbow", "softmax"): (0.05, "center", False, False, False),
 }
 
 
@@ -212,7 +212,7 @@ def test_each_model_gets_its_defaults(model):
     architecture, output = model
     cfg = load_config(None, [f"model.architecture={architecture}", f"model.output={output}"])
     m, o, t = cfg.model, cfg.optimizer, cfg.train
-    got = (o.learning_rate, m.skipgram_input, m.shared_negatives, t.row_damping)
+    got = (o.learning_rate, m.skipgram_input, m.shared_negatives, t.row_damping, t.window_buckets)
     assert got == MODEL_DEFAULTS[model]
     assert o.end_lr == pytest.approx(0.2 * o.learning_rate)
     if architecture == "cbow":
@@ -237,7 +237,7 @@ def test_model_defaults_come_from_the_side_and_layer_records(architecture, outpu
 
 @pytest.mark.parametrize(
     "how",
-    ["--set", "section --set", "yaml", "dict"],
+    ["--set", "section --set", "yaml", "yaml then section --set", "dict"],
 )
 def test_keys_the_user_sets_win_over_the_model_defaults(tmp_path, how):
     arch = ["model.architecture=cbow"]
@@ -248,6 +248,9 @@ def test_keys_the_user_sets_win_over_the_model_defaults(tmp_path, how):
     elif how == "yaml":
         path = write(tmp_path, "model: {architecture: cbow}\noptimizer: {learning_rate: 0.01}\n")
         cfg = load_config(path)
+    elif how == "yaml then section --set":  # a merged section keeps the file's keys
+        path = write(tmp_path, "model: {architecture: cbow}\noptimizer: {learning_rate: 0.01}\n")
+        cfg = load_config(path, ["optimizer={name: sgd}"])
     else:
         d = {"model": {"architecture": "cbow"}, "optimizer": {"learning_rate": 0.01}}
         cfg = config_from_dict(d)
