@@ -150,7 +150,9 @@ CBOW = InputSide(
     input_rows=_cbow_rows,
     input_curvature=None,
     context_axis=None,
-    defaults={"optimizer.learning_rate": 0.05},  # word2vec.c's alpha for CBOW
+    # word2vec.c's alpha for CBOW; batches in corpus order, not grouped by window: grouping
+    # gives CBOW 0.003 less analogy accuracy on realtext-v1 (BENCHMARKS.md, "CBOW")
+    defaults={"optimizer.learning_rate": 0.05, "train.window_buckets": False},
 )
 
 INPUTS: dict[str, InputSide] = {

@@ -85,8 +85,8 @@ MODELS = [
     # undamped: autodiff's dense gradient has no row entries to damp
     ("skipgram", "hierarchical", "paper", ("train.row_damping=false",)),
     ("skipgram", "softmax", "paper", ()),
-    ("cbow", "negative", "paper", ("train.window_buckets=false",)),
-    ("cbow", "negative", "word2vec", ()),
+    ("cbow", "negative", "paper", ()),  # CBOW's default: batches in corpus order
+    ("cbow", "negative", "word2vec", ("train.window_buckets=true",)),
     ("cbow", "hierarchical", "word2vec", ("train.row_damping=false",)),
     ("cbow", "softmax", "paper", ()),
 ]
@@ -243,7 +243,11 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "checkpoint_every_steps,extra", [(0, ()), (8, ("train.window_buckets=true",))]
+    "checkpoint_every_steps,extra",
+    [
+        (0, ()),  # the defaults: sentences shuffled each epoch, batches grouped by window
+        (8, ("data.shuffle=false", "train.window_buckets=false")),  # the file's order
+    ],
 )
 def test_interrupted_run_resumes_to_the_same_vectors(
     corpus, tmp_path, monkeypatch, checkpoint_every_steps, extra
