@@ -252,6 +252,22 @@ def process_rows(batches: Iterable[dict], index: int, count: int) -> Iterator[di
         yield out
 
 
+def check_process_blocks(mesh: Mesh) -> None:
+    """Raise unless each process ``p`` of ``P`` holds the ``p``-th contiguous block of the
+    mesh's data axis: :func:`process_rows` gives process ``p`` rows ``[p B/P, (p+1) B/P)``
+    and ``jax.make_array_from_process_local_data`` places them on its devices, so the rows'
+    layout (window buckets) survives only if those devices hold exactly that block."""
+    owners = np.vectorize(lambda d: d.process_index)(mesh.devices)  # (data, model)
+    D, n = owners.shape[0], jax.process_count()
+    for p in range(n):
+        held = sorted({int(d) for d in np.nonzero((owners == p).any(axis=1))[0]})
+        if held != list(range(p * D // n, (p + 1) * D // n)):
+            raise ConfigError(
+                f"train.window_buckets: process {p} holds data-axis indices {held} of "
+                f"{D}, not its contiguous block; run with train.window_buckets=false"
+            )
+
+
 def bytes_per_device(state: Any) -> dict[str, int]:
     """Bytes each device holds of ``params`` and ``opt_state`` (the max over devices)."""
     out: dict[str, int] = {}

@@ -68,6 +68,7 @@ written by all processes together (orbax).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -87,6 +88,7 @@ from sgjax.mesh import (
     _put,
     batch_shardings,
     bytes_per_device,
+    check_process_blocks,
     distributed_args,
     host_array,
     initialize_distributed,
@@ -113,6 +115,7 @@ __all__ = [
     "ShardedStep",
     "batch_shardings",
     "bytes_per_device",
+    "check_process_blocks",
     "distributed_args",
     "gather_row_grads",
     "host_array",
@@ -306,9 +309,13 @@ def plan_for(cfg: Config, vocab_size: int) -> Plan | None:
     if cfg.train.batch_size % cfg.mesh.data or cfg.train.batch_size % n:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} must divide by mesh.data="
-            f"{cfg.mesh.data} and by the {n} processes"
+            f"{cfg.mesh.data} and by the {n} processes: set train.batch_size to a multiple "
+            f"of {math.lcm(cfg.mesh.data, n)} (and of model.window with train.window_buckets)"
         )
-    return Plan(make_mesh(cfg.mesh), rows)
+    mesh = make_mesh(cfg.mesh)
+    if n > 1 and cfg.train.window_buckets:
+        check_process_blocks(mesh)
+    return Plan(mesh, rows)
 
 
 def init_sharded_state(

@@ -338,3 +338,28 @@ def test_sharded_run_resumes_on_one_device(runs):
     )
     W_out_shape = runs["devices"]["one_device_experiment"]["W_out_shape"]
     assert list(again.state.params["W_out"].shape) == W_out_shape  # unpadded: 9 rows
+
+
+@pytest.mark.parametrize(
+    "owners,ok",
+    [
+        ([[0], [0], [1], [1]], True),  # process p holds the p-th block of the data axis
+        ([[0, 0], [1, 1]], True),
+        ([[0], [1], [0], [1]], False),  # interleaved: its rows would land elsewhere
+        ([[1], [1], [0], [0]], False),
+    ],
+)
+def test_check_process_blocks(monkeypatch, owners, ok):
+    from types import SimpleNamespace
+
+    devices = np.empty((len(owners), len(owners[0])), object)
+    for i, row in enumerate(owners):
+        for j, p in enumerate(row):
+            devices[i, j] = SimpleNamespace(process_index=p)
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    mesh = SimpleNamespace(devices=devices)
+    if ok:
+        sharding.check_process_blocks(mesh)
+    else:
+        with pytest.raises(ConfigError, match="train.window_buckets=false"):
+            sharding.check_process_blocks(mesh)
