@@ -228,6 +228,17 @@ def prepare(name: str, path: str, tmp: str, sort: bool) -> list[tuple[str, str, 
     return out
 
 
+def earlier_records(path: str) -> list[dict[str, Any]]:
+    """The run records in an earlier run's stdout (the lines of one JSON object per run)."""
+    out = []
+    for line in Path(path).read_text().splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            if {"corpus", "model", "tool", "seed"} <= rec.keys():
+                out.append(rec)
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
@@ -253,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench = os.path.join(tempfile.gettempdir(), "sgjax-bench", "word2vec")
     ap.add_argument("--c-binary", default=bench, help="word2vec.c (default: %(default)s)")
     ap.add_argument("--fasttext-binary", default=shutil.which("fasttext") or "/usr/bin/fasttext")
+    ap.add_argument(
+        "--records",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="stdout of an earlier run (JSON lines): its runs join the summary (repeatable)",
+    )
     ap.add_argument("--json", help="write all records and the summary here")
     ap.add_argument("--markdown", help="write the Markdown table here")
     return ap
@@ -273,7 +291,7 @@ def main(argv: list[str] | None = None) -> None:
             tools.append(t)
     if not tools:
         sys.exit("compare_quality: no tool left to run")
-    records: list[dict[str, Any]] = []
+    records = [r for f in args.records for r in earlier_records(f)]
     k = 0
     with tempfile.TemporaryDirectory(prefix="compare_quality-") as tmp:
         corpora = [
@@ -295,6 +313,7 @@ def main(argv: list[str] | None = None) -> None:
                         records.append(rec)
                         print(json.dumps(rec), flush=True)
                     k += 1
+    tools = [t for t in TOOLS if t in tools or any(r["tool"] == t for r in records)]
     summary = {
         "summary": True,
         "errors": sum("error" in r for r in records),
