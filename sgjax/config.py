@@ -25,7 +25,9 @@ decayed linearly) and depart from them where measured better:
   negatives shared per centre word and batches grouped by window: the fast shared-rows form
   (same quality). The paper's orientation: ``model.skipgram_input=center``.
 - CBOW takes word2vec.c's choices: eta 0.05 and EH to every context word
-  (``model.cbow_update: word2vec``; the paper's EH / C: ``model.cbow_update=paper``).
+  (``model.cbow_update: word2vec``; the paper's EH / C: ``model.cbow_update=paper``), with
+  batches in corpus order (``train.window_buckets: false``: grouping by window costs CBOW
+  analogy accuracy).
 
 Which keys a model changes is data: an input side's and an output layer's ``defaults``
 (:mod:`sgjax.inputs`, :mod:`sgjax.outputs`), applied to the keys a config leaves unset (in

@@ -198,7 +198,7 @@ def test_skipgram_input():
 #: output) -> (learning_rate, skipgram_input, shared_negatives, row_damping, window_buckets)
 MODEL_DEFAULTS = {
     ("skipgram", "negative"): (0.025, "context", True, False, True),
-    ("skipgram", "hierarchical"): (0.025, "context", False, True, True),
+    ("skipgram", "hierarchical"): (0.05, "context", False, True, True),
     ("skipgram", "softmax"): (0.025, "context", False, False, True),
     ("skipgram", "nce"): (0.025, "context", True, False, True),
     ("cbow", "negative"): (0.05, "center", False, False, False),
@@ -516,7 +516,7 @@ RECIPES = {  # file -> (architecture, output, optimizer, learning rate, sparse)
     "sg_ns.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
     "word2vec_c.yaml": ("skipgram", "negative", "sgd", 0.025, "lazy"),
     "cbow_ns.yaml": ("cbow", "negative", "sgd", 0.05, "lazy"),
-    "sg_hs.yaml": ("skipgram", "hierarchical", "sgd", 0.025, "lazy"),
+    "sg_hs.yaml": ("skipgram", "hierarchical", "sgd", 0.05, "lazy"),
     "cbow_hs.yaml": ("cbow", "hierarchical", "sgd", 0.05, "lazy"),
     "sg_softmax.yaml": ("skipgram", "softmax", "sgd", 0.025, "lazy"),
     "sg_ns_adam.yaml": ("skipgram", "negative", "adam", None, "lazy"),
