@@ -195,21 +195,43 @@ def bar(tools: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def verdict(b: dict[str, Any]) -> str:
+    """The bars of one cell in words: "met", or which fail and by how much."""
+    checks = [
+        ("analogy_ok_gensim2", "analogy_minus_gensim2", "analogy vs gensim2"),
+        ("spearman_ok_gensim2", "spearman_minus_gensim2", "Spearman vs gensim2"),
+    ]
+    fails = [f"{name} {b[d]:+.4f}" for ok, d, name in checks if b[ok] is False]
+    if b["both_ge_c"] is False:
+        fails += [
+            f"{name} vs c {b[d]:+.4f}"
+            for d, name in (("analogy_minus_c", "analogy"), ("spearman_minus_c", "Spearman"))
+            if b[d] < 0
+        ]
+    if fails:
+        return "missed: " + ", ".join(fails)
+    return "met" if None not in (b["analogy_ok_gensim2"], b["both_ge_c"]) else "n/a"
+
+
 def markdown(summary: dict[str, Any], tools: list[str]) -> str:
     lines = [
-        "| corpus | model | " + " | ".join(tools) + " |",
-        "| --- | --- |" + " ---: |" * len(tools),
+        "| corpus | model | " + " | ".join(tools) + " | bars |",
+        "| --- | --- |" + " ---: |" * len(tools) + " --- |",
     ]
     for corpus, models in summary["results"].items():
         for model, res in models.items():
             cells = [
-                f"{res[t]['analogy']['median']:.3f} / {res[t]['wordsim_spearman']['median']:.3f}"
+                f"{res[t]['analogy']['median']:.4f} / {res[t]['wordsim_spearman']['median']:.3f}"
                 if t in res
                 else "n/a"
                 for t in tools
             ]
-            lines.append(f"| {corpus} | {model} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n\nEach cell: median analogy accuracy / WordSim-353 Spearman.\n"
+            bars = verdict(summary["bars"][corpus][model])
+            lines.append(f"| {corpus} | {model} | " + " | ".join(cells) + f" | {bars} |")
+    return "\n".join(lines) + (
+        "\n\nEach cell: median analogy accuracy / WordSim-353 Spearman over the seeds. Bars: "
+        "analogy >= gensim2 - 0.002, Spearman >= gensim2 - 0.01, both >= c.\n"
+    )
 
 
 def prepare(name: str, path: str, tmp: str, sort: bool) -> list[tuple[str, str, str]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -91,8 +92,20 @@ def test_summary_bars_and_table(cq):
     assert b["both_ge_c"] is False
     b = cq.bar({"sgjax": summary["results"]["k"]["sg-ns"]["sgjax"]})
     assert b["analogy_ok_gensim2"] is None and b["both_ge_c"] is None
-    table = cq.markdown({"results": summary["results"]}, ["sgjax", "gensim2", "fasttext"])
-    assert "| k | sg-ns | 0.200 / 0.500 | 0.202 / 0.509 | n/a |" in table
+    table = cq.markdown(summary, ["sgjax", "gensim2", "fasttext"])
+    assert "| k | sg-ns | 0.2000 / 0.500 | 0.2015 / 0.509 | n/a | met |" in table
+    missed = {**summary["bars"]["k"]["sg-ns"], "both_ge_c": False, "spearman_minus_c": -0.01}
+    assert cq.verdict(missed) == "missed: Spearman vs c -0.0100"
+    assert cq.verdict(b) == "n/a"
+
+
+def test_earlier_records_join_the_summary(cq, tmp_path):
+    """--records: an earlier run's stdout; its run records are read, other lines skipped."""
+    log = tmp_path / "run.log"
+    recs = [_rec("sgjax", 0, 0.1, 0.5), _rec("c", 0, 0.09, 0.4)]
+    log.write_text("\n".join([json.dumps(recs[0]), "| a table |", json.dumps(recs[1])]))
+    log.write_text(log.read_text() + "\n" + json.dumps({"summary": True}) + "\n")
+    assert cq.earlier_records(str(log)) == recs
 
 
 def _spread(cq, a: float, r: float) -> dict:
