@@ -10,13 +10,12 @@ choice only (and any ``--set K=V`` given here), so its defaults are what is meas
 
 Output on stdout: one JSON object per run as it finishes, a summary JSON object (medians,
 min and max over seeds; sgjax - gensim2 and sgjax - c with the bars analogy >= gensim2 -
-0.002, Spearman >= gensim2 - 0.01, both >= c), then a Markdown table. The README table:
-
-    python scripts/compare_quality.py --seeds 3 \\
-        --corpus realtext-v1=sgjax/data/realtext-v1.txt.xz --corpus gcide=PATH/gcide.txt.xz \\
-        --sorted --json quality.json --markdown quality.md
+0.002, Spearman >= gensim2 - 0.01, both >= c), then a Markdown table. The README's
+"Quality against the anchors" gives the commands of its table.
 
 A quick look: ``python scripts/compare_quality.py --models sg-ns cbow-hs --seeds 1 --epochs 1``.
+Runs made apart (other tools, another day) join one table: ``--seeds 0 --records a.log
+--records b.log`` reads their stdout and only summarises.
 Needs gensim (dev extra), the C tool (``bash scripts/build_word2vec_c.sh``) and ``fasttext``
 (Debian package); a missing binary skips its tool with a note.
 """
@@ -319,7 +318,7 @@ def main(argv: list[str] | None = None) -> None:
         corpora = [
             c
             for n, p in args.corpus or [("realtext-v1", default_corpus())]
-            for c in prepare(n, p, tmp, args.sorted)
+            for c in (prepare(n, p, tmp, args.sorted) if args.seeds else [])
         ]
         for name, given, text in corpora:
             for seed in range(args.seeds):
