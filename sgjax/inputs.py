@@ -50,7 +50,7 @@ class InputSide(NamedTuple):
     - ``context_axis``: which of ``"hidden"``, ``"target"`` runs over the context slots
       (None: neither), so a batch can be cut by window (``train.window_buckets``).
     - ``defaults``: config values this side needs where the user sets none, as dotted keys
-      (``{"optimizer.learning_rate": 0.05}``; see :mod:`sgjax.config`).
+      (``{"optimizer.learning_rate": 0.05}``; see :mod:`sgjax.config_defaults`).
     """
 
     layout: Callable[[int], tuple[int, int]]

@@ -222,13 +222,13 @@ def test_each_model_gets_its_defaults(model):
 @pytest.mark.parametrize("architecture", list(INPUTS))
 @pytest.mark.parametrize("output", list(REGISTRY))
 def test_model_defaults_come_from_the_side_and_layer_records(architecture, output):
-    from sgjax.config import _SWITCHES
+    from sgjax.config_defaults import SWITCHES
     from sgjax.inputs import side_name
 
     cfg = load_config(None, [f"model.architecture={architecture}", f"model.output={output}"])
     side = INPUTS[side_name(architecture, cfg.model.skipgram_input)]
     layer = REGISTRY[output]
-    switched = {key for key, _, _ in _SWITCHES}
+    switched = {key for key, _, _ in SWITCHES}
     for key, value in {**side.defaults, **layer.defaults}.items():
         section, name = key.split(".")
         if key not in switched or value:

@@ -1,0 +1,134 @@
+"""The model defaults: what a config resolves to on the keys the user left unset.
+
+Defaults are right for every model, measured against gensim, word2vec.c and fastText on
+two real corpora (README, "Quality"). They start from word2vec.c's settings (PAPER.md, last
+section: ``dim 100, window 5, negatives 5, sample 1e-3, min_count 5, epochs 5``, SGD, eta
+decayed linearly) and depart from them where measured better:
+
+- ``optimizer.end_learning_rate: null`` = ``END_LR_FACTOR`` (0.2) x ``learning_rate``, not
+  the C tool's ``1e-4 x``: at word2vec's few epochs, an lr that still learns in the last
+  epoch gives better vectors (BENCHMARKS.md, "Schedule"). word2vec.c's decay is
+  ``optimizer.end_learning_rate=2.5e-6`` (x 2 for CBOW); gensim's ``min_alpha=1e-4``.
+- ``data.shuffle: true``: sentences in a new random order each epoch, so a corpus in some
+  order (sorted, concatenated sources) trains as well as a shuffled one. The file's order,
+  as the anchors read it: ``data.shuffle=false``.
+- skip-gram in word2vec.c's orientation (``model.skipgram_input: context``) with the
+  negatives shared per centre word and batches grouped by window: the fast shared-rows form
+  (same quality). The paper's orientation: ``model.skipgram_input=center``.
+- CBOW takes word2vec.c's choices: eta 0.05 and EH to every context word
+  (``model.cbow_update: word2vec``; the paper's EH / C: ``model.cbow_update=paper``), with
+  batches in corpus order (``train.window_buckets: false``: grouping by window costs CBOW
+  analogy accuracy).
+- hierarchical softmax: row damping (``train.row_damping: true``; undamped, the nodes near
+  the Huffman root diverge at batch 320) and eta 0.05.
+
+Which keys a model changes is data: an input side's and an output layer's ``defaults``
+(:mod:`sgjax.inputs`, :mod:`sgjax.outputs`), applied to the keys a config leaves unset (in
+its file, dict and ``--set`` items); the layer's win over the side's. A saved config.yaml
+sets every key, so it loads back to the same run. Switches of the default model that another
+cannot use (``skipgram_input``, ``shared_negatives``, ``window_buckets``) are turned off
+where unset and inapplicable. A :class:`Config` built directly in Python gets the schema's
+values (the default model's); use :func:`load_config` or :func:`config_from_dict`.
+(The C tool's own default architecture is CBOW; this kit defaults to skip-gram, the paper's
+main model.)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from sgjax.config import Config, ConfigError, Gradients
+
+
+def model_parts(cfg: Config, where: dict[str, str], source: str):
+    """The input side and output layer the model section names (ConfigError if unknown)."""
+    from sgjax.config_load import origin
+    from sgjax.inputs import CBOW_UPDATES, SKIPGRAM_INPUTS, lookup_input, side_name
+    from sgjax.outputs import lookup
+
+    m = cfg.model
+    for key, value, valid in (
+        ("model.skipgram_input", m.skipgram_input, SKIPGRAM_INPUTS),
+        ("model.cbow_update", m.cbow_update, CBOW_UPDATES),
+    ):
+        if value not in valid:
+            raise ConfigError(
+                f"{origin(where, source, key)}: {key}={value!r} is not one of {', '.join(valid)}"
+            )
+    try:
+        side = lookup_input(side_name(m.architecture, m.skipgram_input))
+    except ValueError as e:
+        where_ = origin(where, source, "model.architecture")
+        raise ConfigError(f"{where_}: model.architecture: {e}") from None
+    try:
+        layer = lookup(m.output)
+    except ValueError as e:
+        raise ConfigError(f"{origin(where, source, 'model.output')}: model.output: {e}") from None
+    return side, layer
+
+
+#: Switches the default model uses that other models cannot: ``(key, applies(cfg, layer),
+#: off value)``. Left unset by the user where they don't apply, they are turned off instead
+#: of failing the checks below (set by the user, they are checked).
+SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
+    ("model.skipgram_input", lambda cfg, layer: cfg.model.architecture == "skipgram", "center"),
+    (
+        "model.shared_negatives",
+        lambda cfg, layer: cfg.model.architecture == "skipgram" and layer.draws,
+        False,
+    ),
+    (
+        "train.window_buckets",
+        lambda cfg, layer: (
+            cfg.model.window >= 1
+            and cfg.train.batch_size % cfg.model.window == 0
+            and cfg.train.batch_parts == 1
+        ),
+        False,
+    ),
+    (
+        "train.row_damping",
+        lambda cfg, layer: (
+            layer.curvature
+            and cfg.train.gradients == Gradients.explicit
+            and cfg.optimizer.name == "sgd"
+        ),
+        False,
+    ),
+)
+
+
+def _get(cfg: Config, key: str) -> Any:
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def _set(cfg: Config, key: str, value: Any) -> Config:
+    section, name = key.split(".")
+    return dataclasses.replace(
+        cfg, **{section: dataclasses.replace(getattr(cfg, section), **{name: value})}
+    )
+
+
+def model_defaults(cfg: Config, where: dict[str, str], source: str) -> Config:
+    """The model's defaults on the keys the user did not set (in a file, a dict or --set):
+    the input side's ``defaults``, then the output layer's (which win), then the
+    :data:`SWITCHES` that do not apply turned off. A saved config.yaml sets every key, so
+    it loads back unchanged."""
+    side, layer = model_parts(cfg, where, source)
+    for key, value in {**side.defaults, **layer.defaults}.items():
+        if key not in where:
+            try:
+                _get(cfg, key)
+            except (AttributeError, ValueError):
+                raise ConfigError(
+                    f"{source}: the defaults of model {cfg.model.architecture}/"
+                    f"{cfg.model.output} name an unknown key {key!r}"
+                ) from None
+            cfg = _set(cfg, key, value)
+    for key, applies, off in SWITCHES:
+        if key not in where and _get(cfg, key) != off and not applies(cfg, layer):
+            cfg = _set(cfg, key, off)
+    return cfg
