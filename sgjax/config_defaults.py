@@ -17,8 +17,8 @@ decayed linearly) and depart from them where measured better:
   (same quality). The paper's orientation: ``model.skipgram_input=center``.
 - CBOW takes word2vec.c's choices: eta 0.05 and EH to every context word
   (``model.cbow_update: word2vec``; the paper's EH / C: ``model.cbow_update=paper``), with
-  batches in corpus order (``train.window_buckets: false``: grouping by window costs CBOW
-  analogy accuracy).
+  batches of 640 centres in corpus order (``train.window_buckets: false``: grouping by
+  window costs CBOW analogy accuracy; a CBOW centre is one example, skip-gram's up to 2c).
 - hierarchical softmax: row damping (``train.row_damping: true``; undamped, the nodes near
   the Huffman root diverge at batch 320) and eta 0.05.
 

@@ -215,6 +215,7 @@ def test_each_model_gets_its_defaults(model):
     got = (o.learning_rate, m.skipgram_input, m.shared_negatives, t.row_damping, t.window_buckets)
     assert got == MODEL_DEFAULTS[model]
     assert o.end_lr == pytest.approx(0.2 * o.learning_rate)
+    assert t.batch_size == (640 if architecture == "cbow" else 320)
     if architecture == "cbow":
         assert m.cbow_update == "word2vec"  # EH to every context word, as word2vec.c
 
