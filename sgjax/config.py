@@ -140,7 +140,8 @@ class OptimizerConfig:
     name: str = "sgd"
     learning_rate: float = 0.025  # eta (word2vec: 0.025 skip-gram, 0.05 CBOW)
     schedule: str = "linear"  # a name of sgjax.optim.SCHEDULES: constant|linear|cosine|...
-    end_learning_rate: float | None = None  # null = END_LR_FACTOR (0.2) x learning_rate
+    end_learning_rate: float | None = None  # null = end_factor x learning_rate
+    end_factor: float = END_LR_FACTOR  # the floor when end_learning_rate is null (HS: 0.1)
     warmup_fraction: float | None = None  # warmup_* schedules only; null = 0.05
     kwargs: dict[str, Any] = field(default_factory=dict)  # extra optax constructor arguments
     sparse: Sparse = Sparse.lazy  # lazy: O(rows touched) per step; dense: exact optax
@@ -150,9 +151,10 @@ class OptimizerConfig:
 
     @property
     def end_lr(self) -> float:
-        """The resolved final learning rate (``end_learning_rate`` or 0.2 x the initial)."""
+        """The resolved final learning rate (``end_learning_rate`` or ``end_factor`` x the
+        initial)."""
         if self.end_learning_rate is None:
-            return END_LR_FACTOR * self.learning_rate
+            return self.end_factor * self.learning_rate
         return self.end_learning_rate
 
     @property
@@ -319,8 +321,13 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
         check(
             math.isfinite(o.end_learning_rate) and o.end_learning_rate >= 0,
             "optimizer.end_learning_rate",
-            f"must be a finite number >= 0, or null (= {END_LR_FACTOR} * learning_rate)",
+            "must be a finite number >= 0, or null (= end_factor * learning_rate)",
         )
+    check(
+        math.isfinite(o.end_factor) and 0 < o.end_factor <= 1,
+        "optimizer.end_factor",
+        "must be in (0, 1]",
+    )
     from sgjax.optim import SCHEDULES
 
     check(

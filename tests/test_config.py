@@ -214,7 +214,8 @@ def test_each_model_gets_its_defaults(model):
     m, o, t = cfg.model, cfg.optimizer, cfg.train
     got = (o.learning_rate, m.skipgram_input, m.shared_negatives, t.row_damping, t.window_buckets)
     assert got == MODEL_DEFAULTS[model]
-    assert o.end_lr == pytest.approx(0.2 * o.learning_rate)
+    floor = 0.1 if output == "hierarchical" else 0.2  # the HS layer's end_factor
+    assert o.end_lr == pytest.approx(floor * o.learning_rate)
     assert t.batch_size == (640 if architecture == "cbow" else 320)
     if architecture == "cbow":
         assert m.cbow_update == "word2vec"  # EH to every context word, as word2vec.c
@@ -426,6 +427,7 @@ BAD = {
     "corpus list of numbers": (None, ["data.corpus=[a.txt,3]"], ["data.corpus", "3"]),
     "zero lr": (None, ["optimizer.learning_rate=0"], ["optimizer.learning_rate must be"]),
     "negative end lr": (None, ["optimizer.end_learning_rate=-1"], ["end_learning_rate must be"]),
+    "end factor above 1": (None, ["optimizer.end_factor=2"], ["optimizer.end_factor must be"]),
     "exponential to zero": (
         None,
         ["optimizer.schedule=exponential", "optimizer.end_learning_rate=0"],

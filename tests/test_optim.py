@@ -187,6 +187,9 @@ def test_linear_schedule_is_word2vec_decay():
     assert cfg.end_lr == pytest.approx(2.5e-6)
     # null: sgjax's floor, END_LR_FACTOR x lr
     assert opt_cfg("sgd", lr=0.025, end_learning_rate=None).end_lr == pytest.approx(0.005)
+    assert opt_cfg("sgd", lr=0.05, end_learning_rate=None, end_factor=0.1).end_lr == pytest.approx(
+        0.005
+    )
     s = build_schedule(cfg, 1000)
     t = np.arange(0, 1500)
     want = np.where(t < 1000, 0.025 + (2.5e-6 - 0.025) * t / 1000, 2.5e-6)

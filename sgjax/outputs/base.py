@@ -64,7 +64,7 @@ class OutputLayer(NamedTuple):
     - ``rule(params, h_BxHxN, targets_BxT, w_BxHxT, fields, consts, model, curvature)
       -> OutputRule``: the explicit rule for a batch, equal to ``jax.grad`` of the loss.
     - ``defaults``: config values this layer needs where the user sets none, as dotted keys
-      (``{"train.batch_size": 64}``); they win over the input side's
+      (``{"optimizer.end_factor": 0.1}``); they win over the input side's
       (:mod:`sgjax.config_defaults`).
     """
 
