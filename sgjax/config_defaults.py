@@ -5,10 +5,11 @@ two real corpora (README, "Quality"). They start from word2vec.c's settings (PAP
 section: ``dim 100, window 5, negatives 5, sample 1e-3, min_count 5, epochs 5``, SGD, eta
 decayed linearly) and depart from them where measured better:
 
-- ``optimizer.end_learning_rate: null`` = ``END_LR_FACTOR`` (0.2) x ``learning_rate``, not
-  the C tool's ``1e-4 x``: at word2vec's few epochs, an lr that still learns in the last
-  epoch gives better vectors (BENCHMARKS.md, "Schedule"). word2vec.c's decay is
-  ``optimizer.end_learning_rate=2.5e-6`` (x 2 for CBOW); gensim's ``min_alpha=1e-4``.
+- ``optimizer.end_learning_rate: null`` = ``end_factor`` (0.2, ``END_LR_FACTOR``) x
+  ``learning_rate``, not the C tool's ``1e-4 x``: at word2vec's few epochs, an lr that
+  still learns in the last epoch gives better vectors (BENCHMARKS.md, "Schedule").
+  word2vec.c's decay is ``optimizer.end_learning_rate=2.5e-6`` (x 2 for CBOW); gensim's
+  ``min_alpha=1e-4``.
 - ``data.shuffle: true``: sentences in a new random order each epoch, so a corpus in some
   order (sorted, concatenated sources) trains as well as a shuffled one. The file's order,
   as the anchors read it: ``data.shuffle=false``.
@@ -20,7 +21,7 @@ decayed linearly) and depart from them where measured better:
   batches of 640 centres in corpus order (``train.window_buckets: false``: grouping by
   window costs CBOW analogy accuracy; a CBOW centre is one example, skip-gram's up to 2c).
 - hierarchical softmax: row damping (``train.row_damping: true``; undamped, the nodes near
-  the Huffman root diverge at batch 320) and eta 0.05.
+  the Huffman root diverge at batch 320), eta 0.05 decayed to 0.1 x (``end_factor``).
 
 Which keys a model changes is data: an input side's and an output layer's ``defaults``
 (:mod:`sgjax.inputs`, :mod:`sgjax.outputs`), applied to the keys a config leaves unset (in
