@@ -101,6 +101,15 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
 )
 
 
+#: Defaults of one (input side, output layer) pair, applied after the side's and the layer's
+#: (and winning): where a layer's default suits one architecture only. The HS layer's floor
+#: of 0.1 x lifts skip-gram HS's analogy by 0.006-0.008 but costs CBOW HS 0.008 WordSim
+#: Spearman on realtext-v1, so CBOW HS keeps 0.2 x (BENCHMARKS.md, "Hierarchical softmax").
+PAIR_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("cbow", "hierarchical"): {"optimizer.end_factor": 0.2},
+}
+
+
 def _get(cfg: Config, key: str) -> Any:
     section, name = key.split(".")
     return getattr(getattr(cfg, section), name)
@@ -115,11 +124,15 @@ def _set(cfg: Config, key: str, value: Any) -> Config:
 
 def model_defaults(cfg: Config, where: dict[str, str], source: str) -> Config:
     """The model's defaults on the keys the user did not set (in a file, a dict or --set):
-    the input side's ``defaults``, then the output layer's (which win), then the
-    :data:`SWITCHES` that do not apply turned off. A saved config.yaml sets every key, so
-    it loads back unchanged."""
+    the input side's ``defaults``, then the output layer's (which win), then the pair's
+    (:data:`PAIR_DEFAULTS`), then the :data:`SWITCHES` that do not apply turned off. A
+    saved config.yaml sets every key, so it loads back unchanged."""
+    from sgjax.inputs import side_name
+
     side, layer = model_parts(cfg, where, source)
-    for key, value in {**side.defaults, **layer.defaults}.items():
+    pair = PAIR_DEFAULTS.get((side_name(cfg.model.architecture, cfg.model.skipgram_input),
+                              cfg.model.output), {})  # fmt: skip
+    for key, value in {**side.defaults, **layer.defaults, **pair}.items():
         if key not in where:
             try:
                 _get(cfg, key)

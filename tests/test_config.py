@@ -214,7 +214,7 @@ def test_each_model_gets_its_defaults(model):
     m, o, t = cfg.model, cfg.optimizer, cfg.train
     got = (o.learning_rate, m.skipgram_input, m.shared_negatives, t.row_damping, t.window_buckets)
     assert got == MODEL_DEFAULTS[model]
-    floor = 0.1 if output == "hierarchical" else 0.2  # the HS layer's end_factor
+    floor = 0.1 if model == ("skipgram", "hierarchical") else 0.2  # HS layer; CBOW HS pair
     assert o.end_lr == pytest.approx(floor * o.learning_rate)
     assert t.batch_size == (640 if architecture == "cbow" else 320)
     if architecture == "cbow":
@@ -224,14 +224,15 @@ def test_each_model_gets_its_defaults(model):
 @pytest.mark.parametrize("architecture", list(INPUTS))
 @pytest.mark.parametrize("output", list(REGISTRY))
 def test_model_defaults_come_from_the_side_and_layer_records(architecture, output):
-    from sgjax.config_defaults import SWITCHES
+    from sgjax.config_defaults import PAIR_DEFAULTS, SWITCHES
     from sgjax.inputs import side_name
 
     cfg = load_config(None, [f"model.architecture={architecture}", f"model.output={output}"])
-    side = INPUTS[side_name(architecture, cfg.model.skipgram_input)]
-    layer = REGISTRY[output]
+    name = side_name(architecture, cfg.model.skipgram_input)
+    side, layer = INPUTS[name], REGISTRY[output]
+    pair = PAIR_DEFAULTS.get((name, output), {})  # the pair's win over the layer's
     switched = {key for key, _, _ in SWITCHES}
-    for key, value in {**side.defaults, **layer.defaults}.items():
+    for key, value in {**side.defaults, **layer.defaults, **pair}.items():
         section, name = key.split(".")
         if key not in switched or value:
             assert getattr(getattr(cfg, section), name) == value, key
