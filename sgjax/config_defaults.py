@@ -21,11 +21,13 @@ decayed linearly) and depart from them where measured better:
   batches of 640 centres in corpus order (``train.window_buckets: false``: grouping by
   window costs CBOW analogy accuracy; a CBOW centre is one example, skip-gram's up to 2c).
 - hierarchical softmax: row damping (``train.row_damping: true``; undamped, the nodes near
-  the Huffman root diverge at batch 320), eta 0.05 decayed to 0.1 x (``end_factor``).
+  the Huffman root diverge at batch 320), eta 0.05; skip-gram HS decays it to 0.1 x
+  (``end_factor``), CBOW HS to 0.2 x (:data:`PAIR_DEFAULTS`).
 
 Which keys a model changes is data: an input side's and an output layer's ``defaults``
 (:mod:`sgjax.inputs`, :mod:`sgjax.outputs`), applied to the keys a config leaves unset (in
-its file, dict and ``--set`` items); the layer's win over the side's. A saved config.yaml
+its file, dict and ``--set`` items); the layer's win over the side's, and a pair's
+(:data:`PAIR_DEFAULTS`) over both. A saved config.yaml
 sets every key, so it loads back to the same run. Switches of the default model that another
 cannot use (``skipgram_input``, ``shared_negatives``, ``window_buckets``) are turned off
 where unset and inapplicable. A :class:`Config` built directly in Python gets the schema's
@@ -101,7 +103,7 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
 )
 
 
-#: Defaults of one (input side, output layer) pair, applied after the side's and the layer's
+#: Defaults of one (model.architecture, model.output) pair, applied after the side's and the layer's
 #: (and winning): where a layer's default suits one architecture only. The HS layer's floor
 #: of 0.1 x lifts skip-gram HS's analogy by 0.006-0.008 but costs CBOW HS 0.008 WordSim
 #: Spearman on realtext-v1, so CBOW HS keeps 0.2 x (BENCHMARKS.md, "Hierarchical softmax").
@@ -127,11 +129,8 @@ def model_defaults(cfg: Config, where: dict[str, str], source: str) -> Config:
     the input side's ``defaults``, then the output layer's (which win), then the pair's
     (:data:`PAIR_DEFAULTS`), then the :data:`SWITCHES` that do not apply turned off. A
     saved config.yaml sets every key, so it loads back unchanged."""
-    from sgjax.inputs import side_name
-
     side, layer = model_parts(cfg, where, source)
-    pair = PAIR_DEFAULTS.get((side_name(cfg.model.architecture, cfg.model.skipgram_input),
-                              cfg.model.output), {})  # fmt: skip
+    pair = PAIR_DEFAULTS.get((cfg.model.architecture, cfg.model.output), {})
     for key, value in {**side.defaults, **layer.defaults, **pair}.items():
         if key not in where:
             try:

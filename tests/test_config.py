@@ -228,9 +228,8 @@ def test_model_defaults_come_from_the_side_and_layer_records(architecture, outpu
     from sgjax.inputs import side_name
 
     cfg = load_config(None, [f"model.architecture={architecture}", f"model.output={output}"])
-    name = side_name(architecture, cfg.model.skipgram_input)
-    side, layer = INPUTS[name], REGISTRY[output]
-    pair = PAIR_DEFAULTS.get((name, output), {})  # the pair's win over the layer's
+    side, layer = INPUTS[side_name(architecture, cfg.model.skipgram_input)], REGISTRY[output]
+    pair = PAIR_DEFAULTS.get((architecture, output), {})  # the pair's win over the layer's
     switched = {key for key, _, _ in SWITCHES}
     for key, value in {**side.defaults, **layer.defaults, **pair}.items():
         section, name = key.split(".")
