@@ -69,7 +69,7 @@ def op_times(trace_dir: str) -> tuple[dict[str, float], dict[str, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--config", default=str(REPO / "configs" / "sg_ns.yaml"))
+    p.add_argument("--config", default=None, help="YAML config (default: the defaults)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--calls", type=int, default=4, help="calls timed (after one compiling)")
     p.add_argument("--top", type=int, default=15, help="ops listed by name")

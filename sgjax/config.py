@@ -194,6 +194,9 @@ class TrainConfig:
     checkpoint_every_steps: int = 0  # 0 = checkpoint at the end of each epoch only
     log_every_steps: int = 0  # 0 = metrics lines at the end of each epoch only
     dtype: DType = DType.float32  # parameter dtype
+    # JAX's persistent compilation cache: true = $SGJAX_CACHE_DIR or ~/.cache/sgjax/xla, a
+    # path, or false (sgjax.timing.use_compile_cache); saves ~2 s of compiling per run
+    compile_cache: Any = True
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,9 @@ class EvalConfig:
     analogies: Any = None  # path; null = shipped questions-words.txt; false = skip
     similarity: Any = None  # path; null = shipped wordsim353.tsv; false = skip
     restrict_vocab: int = 30000  # only the most frequent words take part (gensim's default)
+    every_epoch: bool = (
+        False  # also after each epoch (~0.5 s each on realtext-v1), not only at the end
+    )
 
 
 @dataclass(frozen=True)
@@ -404,6 +410,11 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
         "must be >= 0 (0 = per epoch)",
     )
     check(t.log_every_steps >= 0, "train.log_every_steps", "must be >= 0 (0 = per epoch)")
+    check(
+        isinstance(t.compile_cache, bool) or (isinstance(t.compile_cache, str) and t.compile_cache),
+        "train.compile_cache",
+        "must be true, false or a directory",
+    )
     check(ev.restrict_vocab >= 1, "eval.restrict_vocab", "must be >= 1")
     check(cfg.mesh.data >= 1, "mesh.data", "must be >= 1")
     check(cfg.mesh.model >= 1, "mesh.model", "must be >= 1")

@@ -47,6 +47,7 @@ def finished(tmp_path_factory) -> Path:
             "train.batch_size=64",
             "train.steps_per_call=4",
             "train.log_every_steps=1",
+            "eval.every_epoch=true",
         ],
     )
     train(cfg, base / "run", progress=False)

@@ -202,6 +202,15 @@ def test_run_directory_contents(corpus, tmp_path):
         assert 0 < e["first_call_s"] <= e["epoch_time_s"]
         assert 0 < e["first_call_words"] <= e["words"]
     assert all(r["words_total"] > 0 for r in records)
+    # the last record: the scores and where the run's seconds went (sgjax.timing)
+    end = records[-1]
+    assert end["event"] == "end" and end["phases_s"] == result.timing["phases_s"]
+    assert {"vocab", "encode", "setup", "compile", "train", "eval", "checkpoint", "write"} <= set(
+        end["phases_s"]
+    )
+    assert min(end["phases_s"].values()) >= 0 and end["phases_s"]["train"] > 0
+    assert end["other_s"] >= 0 and sum(end["phases_s"].values()) <= end["wall_s"]
+    assert {k: end[k] for k in result.scores} == result.scores
     # words processed per epoch = the corpus' in-vocabulary tokens
     assert (
         epochs[0]["words"] == epochs[1]["words"] == sum(len(line.split()) for line in open(corpus))

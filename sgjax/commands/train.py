@@ -43,7 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from sgjax.config import ConfigError, load_config
     from sgjax.experiment import train
     from sgjax.sharding import initialize_distributed, is_primary
+    from sgjax.timing import Clock
     from sgjax.train import Interrupted, NonFiniteLossError
+
+    clock = Clock(from_process_start=True)  # import: the process's start until here
 
     try:
         cfg = None if args.resume else load_config(args.config, args.overrides)
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         saved = Path(args.out) / "config.yaml"
         mesh = cfg.mesh if cfg is not None else load_config(saved).mesh if saved.is_file() else None
         initialize_distributed(mesh)
-        result = train(cfg, args.out, resume=args.resume, progress=not args.quiet)
+        result = train(cfg, args.out, resume=args.resume, progress=not args.quiet, clock=clock)
     except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"sgjax train: error: {e}", file=sys.stderr)
         return 2
