@@ -199,7 +199,7 @@ def test_skipgram_input():
 MODEL_DEFAULTS = {
     ("skipgram", "negative"): (0.025, "context", True, False, True),
     ("skipgram", "hierarchical"): (0.05, "context", False, True, True),
-    ("skipgram", "softmax"): (0.025, "context", False, False, True),
+    ("skipgram", "softmax"): (0.025, "center", False, False, False),
     ("skipgram", "nce"): (0.025, "context", True, False, True),
     ("cbow", "negative"): (0.05, "center", False, False, False),
     ("cbow", "hierarchical"): (0.05, "center", False, True, False),

@@ -23,25 +23,34 @@ def loss(params, h, w_O, fields, consts, model):
 
 
 def rule(params, h_BxHxN, targets_BxT, w_BxHxT, fields, consts, model, curvature=False):
-    """u_BxHxV = H W_out^T; per hidden vector EI = C y - counts of its output words."""
+    """u_BxHxV = H W_out^T; per hidden vector EI = C y - counts of its output words.
+
+    EI is never formed: with p = exp(u - max u), Z = sum p and y = p / Z,
+    EH = (C / Z) (p W_out) - sum_c w_c v'_{j*_c} and dW' = ((C / Z) H)^T p - the output
+    words' rows of h. So the elementwise work over the (B H) x V scores is one pass of
+    exponentials (and their sum), and the three matrix products take the rest of the step
+    (BENCHMARKS.md, "The full softmax")."""
     if curvature:
         raise ValueError("the full softmax has no row curvature (row damping)")
     W_out = params["W_out"]
     B, H, N = h_BxHxN.shape
-    V = W_out.shape[0]
-    u = h_BxHxN.reshape(B * H, N) @ W_out.T
-    logZ = jax.nn.logsumexp(u, axis=1)
-    y = jnp.exp(u - logZ[:, None])
-    w = w_BxHxT.astype(u.dtype)
     T = targets_BxT.shape[1]
-    bh = jnp.broadcast_to(jnp.arange(B * H).reshape(B, H, 1), (B, H, T))
-    tg = jnp.broadcast_to(targets_BxT[:, None, :], (B, H, T))
-    counts = jnp.zeros((B * H, V), u.dtype).at[bh, tg].add(w)
-    C = w.sum(2).reshape(-1)
-    EI = C[:, None] * y - counts
-    E = (C * logZ).sum() - (counts * u).sum()
-    EH = (EI @ W_out).reshape(B, H, N)
-    return OutputRule(E, EH, {"W_out": EI.T @ h_BxHxN.reshape(B * H, N)})
+    h = h_BxHxN.reshape(B * H, N)
+    u = h @ W_out.T
+    top = jax.lax.stop_gradient(u.max(axis=1, keepdims=True))
+    p = jnp.exp(u - top)
+    Z = p.sum(axis=1, keepdims=True)
+    w = w_BxHxT.astype(u.dtype).reshape(B * H, T)
+    C = w.sum(1, keepdims=True)
+    tg = jnp.broadcast_to(targets_BxT[:, None, :], (B, H, T)).reshape(B * H, T)
+    E = (C * (top + jnp.log(Z))).sum() - (w * jnp.take_along_axis(u, tg, axis=1)).sum()
+    scale = C / Z
+    EH = scale * (p @ W_out) - jnp.einsum("kt,ktn->kn", w, W_out[tg])
+    # dW' as (h^T p)^T, the product kept whole by a barrier: XLA's CPU backend runs the
+    # (V x B)(B x N) form 1.7x slower than (N x B)(B x V), more than the transpose costs
+    dW = jax.lax.optimization_barrier((scale * h).T @ p).T
+    dW = dW.at[tg.reshape(-1)].add(-(w[..., None] * h[:, None, :]).reshape(-1, N))
+    return OutputRule(E, EH.reshape(B, H, N), {"W_out": dW})
 
 
 LAYER = register(
@@ -54,5 +63,9 @@ LAYER = register(
         loss=loss,
         rule=rule,
         dense=True,
+        # the paper's orientation: one softmax per centre serves its C panels (word2vec.c's
+        # has C per centre: 11x the time); window buckets would only cut the products into
+        # smaller ones (BENCHMARKS.md, "The full softmax")
+        defaults={"model.skipgram_input": "center", "train.window_buckets": False},
     ),
 )
