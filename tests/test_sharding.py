@@ -312,7 +312,7 @@ def test_two_processes_with_jax_distributed(runs):
         np.testing.assert_allclose(np.asarray(h["W"], np.float32), W1, rtol=0, atol=bound)
     # process 0 wrote the files, once; the checkpoint was written by both together
     assert {"vectors.bin", "metrics.jsonl", "config.yaml", "scores.json"} <= set(h0["files"])
-    assert h0["metrics_lines"] == 2  # one "epoch" line per epoch, not one per process
+    assert h0["metrics_lines"] == 3  # an "epoch" line per epoch and the "end" line, not per process
     from sgjax.checkpoint import load_run_state  # params only, padding rows dropped
 
     vocab, params, meta = load_run_state(runs["dir"] / "multihost")
