@@ -85,6 +85,12 @@ class Gradients(StrEnum):
     autodiff = "autodiff"
 
 
+class Kernel(StrEnum):
+    auto = "auto"
+    xla = "xla"
+    cpu = "cpu"
+
+
 class DType(StrEnum):
     float32 = "float32"
     float64 = "float64"
@@ -197,6 +203,9 @@ class TrainConfig:
     # JAX's persistent compilation cache: true = $SGJAX_CACHE_DIR or ~/.cache/sgjax/xla, a
     # path, or false (sgjax.timing.use_compile_cache); saves ~2 s of compiling per run
     compile_cache: Any = True
+    # the step's kernel (sgjax.kernels): auto = the fused CPU kernel where it computes the
+    # step (negative sampling, plain SGD, float32, CPU) and builds, else XLA's; xla; cpu
+    kernel: Kernel = Kernel.auto
 
 
 @dataclass(frozen=True)

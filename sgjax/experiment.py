@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgjax import checkpoint, sharding
+from sgjax import checkpoint, kernels, sharding
 from sgjax.batches import epoch_batches
 from sgjax.config import Config, load_config, to_yaml
 from sgjax.encode import encode_corpus
@@ -108,8 +108,11 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
     m, t = cfg.model, cfg.train
     model = ModelSpec.from_config(m, cfg.data)
     tables = model.layer.prepare(vocab, model)  # device constants: noise sampler, tree, ...
-    # steps per epoch, measured on epoch 0's batches (subsampling changes it by << 1%)
-    steps_per_epoch = sum(1 for _ in _batches(cfg, vocab, encoded, 0))
+    # steps per epoch, measured on epoch 0's batches of seed 0 (subsampling changes it by
+    # << 1%): the schedule's length, a constant of the compiled step, is the same for every
+    # seed, so runs that differ in the seed alone share one program (compilation cache)
+    seed0 = dataclasses.replace(cfg, train=dataclasses.replace(t, seed=0))
+    steps_per_epoch = sum(1 for _ in _batches(seed0, vocab, encoded, 0))
     total_steps = max(1, steps_per_epoch * t.epochs)
     optimizer = build_optimizer(cfg.optimizer, total_steps)
     spec = StepSpec(
@@ -122,6 +125,12 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
         row_damping=t.row_damping,
     )
     dtype = jnp.dtype(str(t.dtype))
+    spec = dataclasses.replace(
+        spec,
+        kernel=kernels.choose(
+            str(t.kernel), spec, dtype, jax.default_backend(), cfg.mesh.data * cfg.mesh.model
+        ),
+    )
     state = init_state(
         jax.random.PRNGKey(t.seed), len(vocab), m.dim, str(m.output), optimizer, dtype
     )

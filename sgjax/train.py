@@ -92,6 +92,8 @@ class StepSpec:
     # > 0: batches come grouped by effective window (epoch_batches(window_buckets=True));
     # the explicit rule runs on each group's 2b real slots (window_bucket_slices)
     window_buckets: int = 0
+    # >= 0: the step is the fused CPU kernel's (sgjax.kernels, this mode); -1: XLA's
+    kernel: int = -1
 
 
 def init_state(
@@ -201,7 +203,38 @@ def _draw_fields(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -
     return {k: v for k, v in drawn.items() if k not in example}
 
 
+def _fused_step(state: TrainState, batch: dict, spec: StepSpec):
+    """The step by the fused CPU kernel (:mod:`sgjax.kernels`): the optimizer runs on a
+    probe gradient (one row of ones at an out-of-range index, which touches nothing) to
+    advance its state and give the factor ``c`` of its update ``c g`` for each table."""
+    from sgjax import kernels
+
+    params = state.params
+    probe = {
+        k: RowGrads(jnp.full((1,), p.shape[0], jnp.int32), jnp.ones((1, p.shape[1]), p.dtype))
+        for k, p in params.items()
+    }
+    updates, opt_state = spec.optimizer.update(probe, state.opt_state, params)
+    scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0]])
+    mask = batch["mask"].astype(bool)
+    W, W_out, E = kernels.ns_step(
+        params["W"], params["W_out"], batch["center"], batch["context"], mask,
+        batch["negatives"], scales, spec.kernel,
+    )  # fmt: skip
+    terms = mask.any(1).sum() if spec.model.input == "cbow" else mask.sum()
+    new = state.replace(
+        params={**params, "W": W, "W_out": W_out},
+        opt_state=opt_state,
+        step=state.step + 1,
+        batch_in_epoch=state.batch_in_epoch + 1,
+        words=state.words + batch["words"].astype(jnp.int32),
+    )
+    return new, (E.astype(jnp.float32), terms.astype(jnp.float32))
+
+
 def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
+    if spec.kernel >= 0:
+        return _fused_step(state, batch, spec)
     ex = {k: batch[k] for k in _EXAMPLE}
     if spec.model.layer.draws:  # drawn for the whole call by train_step
         ex.update({k: batch[k] for k in spec.model.layer.scopes(spec.model)})

@@ -1,0 +1,122 @@
+"""The fused CPU kernel (sgjax.kernels) against the XLA step: the same update, call by call,
+for every model it computes; where it applies; train.kernel's choices."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from sgjax import kernels
+from sgjax.config import ConfigError, load_config
+from sgjax.experiment import _batches, build
+from sgjax.train import group_batches, train_step_jit
+
+pytestmark = pytest.mark.skipif(
+    jax.default_backend() != "cpu" or not kernels.available(),
+    reason=f"the fused CPU kernel is not built here: {kernels.why()}",
+)
+
+#: the models the kernel computes: (overrides, its mode)
+MODELS = [
+    (["model.architecture=skipgram"], 0),  # the default: context orientation, shared
+    (["model.architecture=skipgram", "train.window_buckets=false"], 0),
+    (["model.architecture=cbow"], 1),  # word2vec.c's update, mean
+    (["model.architecture=cbow", "model.cbow_update=paper"], 2),
+    (["model.architecture=cbow", "model.cbow_mean=false"], 3),
+    (["model.architecture=cbow", "model.cbow_mean=false", "model.cbow_update=paper"], 3),
+]
+
+
+def _cfg(corpus, *sets):
+    base = [
+        f"data.corpus={corpus}",
+        "data.min_count=1",
+        "data.sample=0",
+        "model.dim=16",
+        "model.negatives=4",
+        "train.batch_size=30",
+        "train.steps_per_call=4",
+        "eval.analogies=false",
+        "eval.similarity=false",
+    ]
+    return load_config(None, [*base, *sets])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    from tests.test_train import write_toy_corpus
+
+    return write_toy_corpus(tmp_path_factory.mktemp("kcorpus"))
+
+
+def _copy(state):
+    return jax.tree.map(lambda x: x.copy(), state)
+
+
+@pytest.mark.parametrize(
+    "sets, mode", MODELS, ids=lambda x: "-".join(x) if isinstance(x, list) else str(x)
+)
+def test_kernel_step_equals_xla_step(corpus, sets, mode):
+    cfg = _cfg(corpus, *sets)
+    run = build(cfg)
+    assert run.spec.kernel == mode
+    xla = dataclasses.replace(run.spec, kernel=-1)
+    groups = group_batches(_batches(cfg, run.vocab, run.encoded, 0), cfg.train.steps_per_call)
+    a, b = _copy(run.state), _copy(run.state)
+    for _ in range(3):  # three calls: the parameters move away from their start
+        group = next(groups)
+        a, ma = train_step_jit(a, group, run.tables, run.spec)
+        b, mb = train_step_jit(b, group, run.tables, xla)
+        for k in ("W", "W_out"):
+            np.testing.assert_allclose(a.params[k], b.params[k], rtol=2e-5, atol=2e-7)
+        assert float(ma["terms"]) == float(mb["terms"]) > 0
+        np.testing.assert_allclose(float(ma["loss"]), float(mb["loss"]), rtol=2e-5)
+        assert float(ma["lr"]) == float(mb["lr"]) and bool(ma["finite"])
+        assert int(a.step) == int(b.step) and int(a.words) == int(b.words)
+        for x, y in zip(jax.tree.leaves(a.opt_state), jax.tree.leaves(b.opt_state), strict=True):
+            np.testing.assert_array_equal(x, y)
+    assert np.abs(np.asarray(a.params["W_out"])).max() > 0  # it trained
+
+
+def test_kernel_is_deterministic(corpus):
+    cfg = _cfg(corpus, "model.architecture=skipgram")
+    run = build(cfg)
+    group = next(group_batches(_batches(cfg, run.vocab, run.encoded, 0), 4))
+    one, _ = train_step_jit(_copy(run.state), group, run.tables, run.spec)
+    two, _ = train_step_jit(_copy(run.state), group, run.tables, run.spec)
+    for k in ("W", "W_out"):
+        np.testing.assert_array_equal(one.params[k], two.params[k])
+
+
+#: (overrides, kernel chosen by auto): -1 = the XLA step
+WHERE = [
+    (["model.output=hierarchical"], -1),
+    (["model.output=nce"], -1),  # its scores carry NCE's offset
+    (["model.skipgram_input=center"], -1),  # per-pair negatives
+    (["optimizer.name=adam"], -1),  # not plain SGD
+    (["train.gradients=autodiff"], -1),
+    (["train.row_update_cap=4"], -1),
+    (["train.dtype=bfloat16"], -1),
+    (["train.kernel=xla"], -1),
+    (["model.architecture=cbow", "train.kernel=xla"], -1),
+    (["optimizer.schedule=constant"], 0),
+    (["optimizer.name=sgd", "optimizer.kwargs={momentum: 0.9}"], -1),
+]
+
+
+@pytest.mark.parametrize(
+    "sets, kernel", WHERE, ids=lambda x: "-".join(x) if isinstance(x, list) else str(x)
+)
+def test_where_the_kernel_runs(corpus, sets, kernel):
+    assert build(_cfg(corpus, *sets)).spec.kernel == kernel
+
+
+def test_kernel_cpu_refuses_a_step_it_cannot_run(corpus):
+    with pytest.raises(ValueError, match="train.kernel=cpu"):
+        build(_cfg(corpus, "model.output=hierarchical", "train.kernel=cpu"))
+    assert build(_cfg(corpus, "train.kernel=cpu")).spec.kernel == 0
+    with pytest.raises(ConfigError, match="train.kernel"):
+        _cfg(corpus, "train.kernel=gpu")
