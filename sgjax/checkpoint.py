@@ -120,6 +120,45 @@ def save(run_dir: str | os.PathLike, state: Any, meta: dict, keep: int = 2) -> P
     return final
 
 
+class Saver:
+    """:func:`save` for a training loop, in the background: ``save`` copies the state to
+    host memory (the device buffers are donated to the next step) and writes it in a
+    thread while training goes on, one checkpoint at a time; ``wait`` finishes the pending
+    one (raising its error) and gives the newest complete checkpoint. With
+    ``background=False`` (several devices or processes: the write is collective) every
+    save is synchronous. Atomicity is :func:`save`'s: a crash mid-write leaves the previous
+    checkpoint and ``LATEST`` intact."""
+
+    def __init__(self, run_dir: str | os.PathLike, background: bool = True) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.run_dir = Path(run_dir)
+        self.latest = latest(self.run_dir)
+        self._pool = ThreadPoolExecutor(1, "sgjax-checkpoint") if background else None
+        self._pending: Any = None
+
+    def save(self, state: Any, meta: dict, wait: bool = False) -> Path:
+        """Start saving ``state``; with ``wait`` (or no background) return once written."""
+        self.wait()
+        if self._pool is None or wait:
+            self.latest = save(self.run_dir, state, meta)
+            return self.latest
+        host = jax.tree.map(lambda x: np.array(x, copy=True), state)
+        self._pending = self._pool.submit(save, self.run_dir, host, meta)
+        return self.run_dir / "checkpoints" / f"step_{int(meta['step']):010d}"
+
+    def wait(self, raise_errors: bool = True) -> Path | None:
+        """The newest complete checkpoint, once the pending write (if any) is done."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            try:
+                self.latest = pending.result()
+            except Exception:
+                if raise_errors:
+                    raise
+        return self.latest
+
+
 def latest(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint of a run, or None if it has none."""
     root = Path(run_dir) / "checkpoints"

@@ -286,7 +286,6 @@ def train(
     total_words = corpus_words * cfg.train.epochs
     done_words = corpus_words * int(run.state.epoch) + int(run.state.words)
     bar = _Progress(total_words, done_words, progress)
-    last_ckpt: list[Any] = [checkpoint.latest(out) if out is not None else None]
     scores: dict = {}
 
     def meta_of(state: TrainState) -> dict:
@@ -297,12 +296,19 @@ def train(
             "words_total": corpus_words * int(state.epoch) + int(state.words),
         }
 
+    # epoch and N-step checkpoints are written while training goes on (one device, one
+    # process); an interrupt's is complete before the run stops
+    saver = None
+    if out is not None:
+        saver = checkpoint.Saver(out, background=plan is None and jax.process_count() == 1)
+
     def on_checkpoint(state: TrainState | None, why: str):
-        if out is None or state is None:
-            return last_ckpt[0]
+        if saver is None:
+            return None
         with clock("checkpoint"):
-            last_ckpt[0] = checkpoint.save(out, state, meta_of(state))
-        return last_ckpt[0]
+            if state is None:  # the newest complete one
+                return saver.wait()
+            return saver.save(state, meta_of(state), wait=why not in ("epoch", "steps"))
 
     def on_log(state: TrainState, m: dict) -> None:
         if metrics_path is not None:
@@ -345,6 +351,10 @@ def train(
                 hooks=hooks,
                 step_fn=step_fn,
             )
+    except BaseException:
+        if saver is not None:
+            saver.wait(raise_errors=False)
+        raise
     finally:
         bar.close()
     if plan is not None:
@@ -360,6 +370,9 @@ def train(
             write_word2vec(vectors, out / "vectors.bin", binary=True)
             write_word2vec(vectors, out / "vectors.txt", binary=False)
             checkpoint.write_text_atomic(out / "scores.json", json.dumps(scores, indent=1))
+    if saver is not None:
+        with clock("checkpoint"):  # the last epoch's, written during evaluation and writing
+            saver.wait()
     timing = clock.report()
     if metrics_path is not None:
         words = corpus_words * int(state.epoch) + int(state.words)

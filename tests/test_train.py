@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 
 import jax
@@ -295,6 +296,22 @@ def test_interrupted_run_resumes_to_the_same_vectors(
         if json.loads(line)["event"] == "epoch"
     ]
     assert epochs == [1, 2, 3]
+
+
+def test_background_checkpoints_hold_the_state_they_were_given(corpus, tmp_path):
+    """Epoch checkpoints are written in a thread while the next epoch updates the tables in
+    place (donated buffers, the fused kernel): resuming from the first epoch's must give
+    the uninterrupted run's vectors."""
+    cfg = tiny_cfg(corpus, "train.epochs=2")
+    full = train(cfg, tmp_path / "full", progress=False)
+    root = tmp_path / "full" / "checkpoints"
+    first, last = sorted(p.name for p in root.glob("step_*"))  # kept: the newest 2
+    shutil.rmtree(root / last)
+    (root / "LATEST").write_text(first + "\n")
+    (tmp_path / "full" / "vectors.bin").unlink()
+    again = train(None, tmp_path / "full", resume=True, progress=False)
+    for k in ("W", "W_out"):
+        np.testing.assert_array_equal(params_of(full)[k], params_of(again)[k])
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
