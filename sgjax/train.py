@@ -203,25 +203,32 @@ def _draw_fields(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -
     return {k: v for k, v in drawn.items() if k not in example}
 
 
-def _fused_step(state: TrainState, batch: dict, spec: StepSpec):
+def _fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     """The step by the fused CPU kernel (:mod:`sgjax.kernels`): the optimizer runs on a
     probe gradient (one row of ones at an out-of-range index, which touches nothing) to
     advance its state and give the factor ``c`` of its update ``c g`` for each table."""
     from sgjax import kernels
 
-    params = state.params
+    params, model = state.params, spec.model
+    ex = {k: batch[k] for k in _EXAMPLE}
+    if model.layer.draws:  # drawn for the whole call by train_step
+        fields = {k: batch[k] for k in model.layer.scopes(model)}
+    else:  # Huffman paths
+        fields = complete(state.key, ex, tables, model)
+    rows, t, used, offset = kernels.ROWS[model.output](fields, ex, tables)
     probe = {
         k: RowGrads(jnp.full((1,), p.shape[0], jnp.int32), jnp.ones((1, p.shape[1]), p.dtype))
         for k, p in params.items()
     }
     updates, opt_state = spec.optimizer.update(probe, state.opt_state, params)
-    scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0]])
-    mask = batch["mask"].astype(bool)
-    W, W_out, E = kernels.ns_step(
-        params["W"], params["W_out"], batch["center"], batch["context"], mask,
-        batch["negatives"], scales, spec.kernel,
+    lr = spec.optimizer.learning_rate(state.step)  # row damping's (as _grads takes it)
+    scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0], lr])
+    mask = ex["mask"].astype(bool)
+    W, W_out, E = kernels.logistic_step(
+        params["W"], params["W_out"], ex, rows, t, used, offset, scales, spec.kernel,
+        spec.row_damping,
     )  # fmt: skip
-    terms = mask.any(1).sum() if spec.model.input == "cbow" else mask.sum()
+    terms = mask.any(1).sum() if model.input == "cbow" else mask.sum()
     new = state.replace(
         params={**params, "W": W, "W_out": W_out},
         opt_state=opt_state,
@@ -234,7 +241,7 @@ def _fused_step(state: TrainState, batch: dict, spec: StepSpec):
 
 def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     if spec.kernel >= 0:
-        return _fused_step(state, batch, spec)
+        return _fused_step(state, batch, tables, spec)
     ex = {k: batch[k] for k in _EXAMPLE}
     if spec.model.layer.draws:  # drawn for the whole call by train_step
         ex.update({k: batch[k] for k in spec.model.layer.scopes(spec.model)})

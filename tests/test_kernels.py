@@ -1,5 +1,6 @@
 """The fused CPU kernel (sgjax.kernels) against the XLA step: the same update, call by call,
-for every model it computes; where it applies; train.kernel's choices."""
+for every model it computes (negative sampling, NCE, hierarchical softmax; skip-gram and
+CBOW; row damping); where it applies; train.kernel's choices."""
 
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ MODELS = [
     (["model.architecture=cbow", "model.cbow_update=paper"], 2),
     (["model.architecture=cbow", "model.cbow_mean=false"], 3),
     (["model.architecture=cbow", "model.cbow_mean=false", "model.cbow_update=paper"], 3),
+    (["model.output=hierarchical"], 0),  # row damping: the layer's default
+    (["model.output=hierarchical", "train.row_damping=false"], 0),
+    (["model.architecture=cbow", "model.output=hierarchical"], 1),
+    (["model.architecture=cbow", "model.output=hierarchical", "model.cbow_update=paper"], 2),
+    (["model.output=nce"], 0),  # the scores shifted by -log(K P_n(w))
+    (["model.architecture=cbow", "model.output=nce"], 1),
+    (["train.row_damping=true"], 0),
+    (["model.architecture=cbow", "train.row_damping=true"], 1),
 ]
 
 
@@ -93,9 +102,11 @@ def test_kernel_is_deterministic(corpus):
 
 #: (overrides, kernel chosen by auto): -1 = the XLA step
 WHERE = [
-    (["model.output=hierarchical"], -1),
-    (["model.output=nce"], -1),  # its scores carry NCE's offset
-    (["model.skipgram_input=center"], -1),  # per-pair negatives
+    (["model.output=softmax"], -1),
+    (["model.output=sampled_softmax"], -1),
+    (["model.skipgram_input=center"], -1),  # the paper's orientation
+    (["model.skipgram_input=center", "model.output=hierarchical"], -1),
+    (["model.shared_negatives=false"], -1),  # per-pair negatives
     (["optimizer.name=adam"], -1),  # not plain SGD
     (["train.gradients=autodiff"], -1),
     (["train.row_update_cap=4"], -1),
@@ -116,7 +127,7 @@ def test_where_the_kernel_runs(corpus, sets, kernel):
 
 def test_kernel_cpu_refuses_a_step_it_cannot_run(corpus):
     with pytest.raises(ValueError, match="train.kernel=cpu"):
-        build(_cfg(corpus, "model.output=hierarchical", "train.kernel=cpu"))
+        build(_cfg(corpus, "model.output=softmax", "train.kernel=cpu"))
     assert build(_cfg(corpus, "train.kernel=cpu")).spec.kernel == 0
     with pytest.raises(ConfigError, match="train.kernel"):
         _cfg(corpus, "train.kernel=gpu")

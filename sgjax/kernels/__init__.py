@@ -1,14 +1,17 @@
-"""Fused CPU kernels: the negative-sampling step as one XLA FFI custom call.
+"""Fused CPU kernels: the step of a logistic output layer as one XLA FFI custom call.
 
 On a CPU the XLA program of a small-batch step is a chain of ~100 small ops (gathers, dot
 products, scatters) whose fixed costs and intermediate arrays leave the two cores of a
-laptop-class machine half idle (BENCHMARKS.md, "Where a step's time goes"). ``ns_step.cc``
-does the same minibatch step (every example's gradient at the parameters before the step,
-then all added; plain SGD, whose update is ``scale * g``) in one C++ loop per example, with
+laptop-class machine half idle (BENCHMARKS.md, "Where a step's time goes").
+``logistic_step.cc`` does the same minibatch step (every example's gradient at the
+parameters before the step, then all added; plain SGD, whose update is ``scale * g``;
+optionally row-damped as :func:`sgjax.rules.damp_rows`) in one C++ loop per example, with
 the rows in cache and both cores busy, updating the tables in place. It computes the
-explicit rule of :mod:`sgjax.outputs.negative` for word2vec.c's skip-gram orientation with
-shared negatives (the default skip-gram) and for CBOW (both updates, mean or sum); the test
-suite checks it against the XLA step (``tests/test_kernels.py``).
+explicit rule of :func:`sgjax.outputs.logistic.logistic_rows` (negative sampling, NCE,
+hierarchical softmax: each example's hidden vectors against S output rows they share) for
+word2vec.c's skip-gram orientation (with shared negatives where the layer samples) and for
+CBOW (both updates, mean or sum). :data:`ROWS` gives each layer's rows, targets and score
+offsets; ``tests/test_kernels.py`` checks the kernel against the XLA step.
 
 It is built on first use with the system's C++ compiler (``$CXX``, else ``g++``) against the
 FFI headers shipped with jaxlib, into the cache directory of :mod:`sgjax.timing`, and
@@ -32,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-SOURCE = Path(__file__).with_name("ns_step.cc")
-TARGET = "sgjax_ns_step"
-#: ns_step.cc's modes: (input side, cbow_mean, cbow_update) -> mode.
+SOURCE = Path(__file__).with_name("logistic_step.cc")
+TARGET = "sgjax_logistic_step"
+#: logistic_step.cc's modes: (input side, cbow_mean, cbow_update) -> mode.
 MODES = {
     ("skipgram_context", True, "word2vec"): 0,
     ("skipgram_context", True, "paper"): 0,
@@ -62,7 +65,7 @@ def _build() -> Path:
     key = hashlib.sha256(
         SOURCE.read_bytes() + " ".join([cxx, *_flags(), jax.__version__]).encode()
     ).hexdigest()[:16]
-    out = Path(default_cache_dir()).parent / "kernels" / f"ns_step-{key}.so"
+    out = Path(default_cache_dir()).parent / "kernels" / f"logistic_step-{key}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +85,9 @@ def available() -> bool:
     if "ok" not in _state:
         try:
             lib = ctypes.cdll.LoadLibrary(str(_build()))
-            jax.ffi.register_ffi_target(TARGET, jax.ffi.pycapsule(lib.SgjaxNsStep), platform="cpu")
+            jax.ffi.register_ffi_target(
+                TARGET, jax.ffi.pycapsule(lib.SgjaxLogisticStep), platform="cpu"
+            )
             _state.update(ok=True, lib=lib)
         except (OSError, RuntimeError, AttributeError) as e:
             _state.update(ok=False, why=str(e))
@@ -93,9 +98,48 @@ def why() -> str:
     return _state.get("why", "")
 
 
+def _sampled(fields: dict, batch: dict, consts: dict, offset=None) -> tuple:
+    """Rows [output word, K negatives]: t = (1, 0, ...), a negative equal to the output
+    word unused; ``offset(rows, consts)`` shifts the scores (NCE)."""
+    center = batch["center"]
+    neg = fields["negatives"].reshape(center.shape[0], -1)
+    rows = jnp.concatenate([center[:, None], neg], axis=1)
+    t = jnp.zeros(rows.shape, jnp.float32).at[:, 0].set(1.0)
+    used = jnp.concatenate([jnp.ones_like(center[:, None], bool), neg != center[:, None]], 1)
+    shift = jnp.zeros(rows.shape, jnp.float32) if offset is None else offset(rows, consts)
+    return rows, t, used, shift
+
+
+def _path(fields: dict, batch: dict, consts: dict) -> tuple:
+    """Rows: the output word's Huffman path; t = 1 - code; padded entries unused."""
+    rows = fields["points"][:, 0]
+    return (
+        rows,
+        1.0 - fields["codes"][:, 0].astype(jnp.float32),
+        fields["path_mask"][:, 0],
+        (jnp.zeros(rows.shape, jnp.float32)),
+    )
+
+
+def _nce_offset(rows, consts):
+    from sgjax.outputs.nce import offset
+
+    return offset(rows, consts)
+
+
+#: Output layers the kernel computes: name -> ``(fields, batch, consts) -> (rows (B, S),
+#: t (B, S), used (B, S), offset (B, S))`` for an example's one output word.
+ROWS = {
+    "negative": _sampled,
+    "nce": lambda f, b, c: _sampled(f, b, c, _nce_offset),
+    "hierarchical": _path,
+}
+
+
 def mode_for(spec: Any, dtype: Any, backend: str, devices: int = 1) -> int | None:
-    """ns_step.cc's mode for a :class:`sgjax.train.StepSpec`, or None where the kernel does
-    not compute that step (then the XLA step runs): one CPU device, float32 tables."""
+    """logistic_step.cc's mode for a :class:`sgjax.train.StepSpec`, or None where the
+    kernel does not compute that step (then the XLA step runs): one CPU device, float32
+    tables, plain SGD, a layer of :data:`ROWS` with one output word per example."""
     m = spec.model
     ok = (
         backend == "cpu"
@@ -103,17 +147,16 @@ def mode_for(spec: Any, dtype: Any, backend: str, devices: int = 1) -> int | Non
         and jnp.dtype(dtype) == jnp.float32
         and spec.gradients == "explicit"
         and getattr(spec.optimizer, "path", None) == "scatter"
-        and not spec.row_damping
         and spec.row_update_cap == 0
-        and m.output == "negative"
-        and m.negatives <= 63  # ns_step.cc's rows per example: 1 + K <= 64
-        and (m.shared_negatives or m.input == "cbow")
+        and m.output in ROWS
+        and (m.input == "cbow" or not m.layer.draws or m.shared_negatives)
+        and m.negatives <= 63  # logistic_step.cc's rows per example: <= 64
     )
     return MODES.get((m.input, m.cbow_mean, m.cbow_update)) if ok else None
 
 
 def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -> int:
-    """The step's kernel for ``train.kernel``: a mode of ns_step.cc, or -1 for the XLA step.
+    """The step's kernel for ``train.kernel``: a mode of logistic_step.cc, or -1 for the XLA step.
     ValueError if ``kernel="cpu"`` and the kernel cannot run this step."""
     if kernel == "xla":
         return -1
@@ -135,23 +178,27 @@ def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -
     return -1
 
 
-def ns_step(W, W_out, center, context, mask, negatives, scales, mode: int):
-    """``(W, W_out, E)`` after one SGD step of the batch (ns_step.cc); ``scales`` (2,):
-    the updates' factors of W's and W_out's gradients (-eta for SGD)."""
+def logistic_step(W, W_out, batch: dict, rows, t, used, offset, scales, mode: int, damp: bool):
+    """``(W, W_out, E)`` after one SGD step of the batch (logistic_step.cc). ``scales``
+    (3,): the updates' factors of W's and W_out's gradients (-eta for SGD) and the learning
+    rate of the step (row damping's)."""
     out = (
         jax.ShapeDtypeStruct(W.shape, W.dtype),
         jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
         jax.ShapeDtypeStruct((), jnp.float32),
     )
     call = jax.ffi.ffi_call(TARGET, out, input_output_aliases={0: 0, 1: 1})
-    i32 = jnp.int32
+    i32, f32 = jnp.int32, jnp.float32
     return call(
         W,
         W_out,
-        center.astype(i32),
-        context.astype(i32),
-        mask.astype(i32),
-        negatives.reshape(center.shape[0], -1).astype(i32),
-        scales.astype(jnp.float32),
+        batch["context"].astype(i32),
+        batch["mask"].astype(i32),
+        rows.astype(i32),
+        t.astype(f32),
+        used.astype(i32),
+        offset.astype(f32),
+        scales.astype(f32),
         mode=np.int64(mode),
+        damp=np.int64(bool(damp)),
     )
