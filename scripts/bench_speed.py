@@ -462,13 +462,7 @@ def main(argv: list[str] | None = None) -> None:
         "gflops": [r for r in records if r.get("gflops")],
         **summarize(records),
     }
-    print(json.dumps(summary), flush=True)
-    table = markdown(summary)
-    print(table)
-    if args.markdown:
-        Path(args.markdown).write_text(table)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"records": records, "summary": summary}, indent=1))
+    cq.emit(summary, markdown(summary), records, args)
 
 
 if __name__ == "__main__":

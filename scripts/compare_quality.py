@@ -347,8 +347,12 @@ def main(argv: list[str] | None = None) -> None:
         "machine": f"{platform.machine()} {os.cpu_count()} cores",
         **summarize(records),
     }
+    emit(summary, markdown(summary, tools), records, args)
+
+
+def emit(summary: dict, table: str, records: list, args: argparse.Namespace) -> None:
+    """Print the summary JSON object and the table; write them to ``--json``/``--markdown``."""
     print(json.dumps(summary), flush=True)
-    table = markdown(summary, tools)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table)
