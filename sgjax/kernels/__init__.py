@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -55,6 +56,17 @@ def _flags() -> list[str]:
     return ["-O3", "-march=native", "-fopenmp-simd", "-std=c++17", "-shared", "-fPIC"]
 
 
+def _cpu() -> str:
+    """The CPU's model and instruction sets: -march=native code is built per CPU (a home
+    directory shared by the nodes of a cluster must not hand one node's build to another)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [ln for ln in f if ln.startswith(("model name", "flags"))]
+        return platform.machine() + "".join(sorted(set(lines)))
+    except OSError:
+        return platform.machine() + platform.processor()
+
+
 def _build() -> Path:
     """The shared library, compiled once per source, flags and jaxlib version."""
     from sgjax.timing import default_cache_dir
@@ -63,7 +75,7 @@ def _build() -> Path:
     if not cxx:
         raise RuntimeError("no C++ compiler (set CXX or install g++)")
     key = hashlib.sha256(
-        SOURCE.read_bytes() + " ".join([cxx, *_flags(), jax.__version__]).encode()
+        SOURCE.read_bytes() + " ".join([cxx, *_flags(), jax.__version__, _cpu()]).encode()
     ).hexdigest()[:16]
     out = Path(default_cache_dir()).parent / "kernels" / f"logistic_step-{key}.so"
     if out.exists():
