@@ -237,9 +237,10 @@ def train(
     ``resume=True`` continues from the newest checkpoint in ``out_dir`` (its config.yaml and
     vocab.txt are used, so the result equals an uninterrupted run's). The vectors are
     evaluated at the end, and after every epoch too if ``evaluate_each_epoch`` (None:
-    ``cfg.eval.every_epoch``). ``clock`` times the
-    run's phases (:mod:`sgjax.timing`; the CLI passes one that counts from the process's
-    start); ``Result.timing`` and the last line of ``metrics.jsonl`` give them.
+    ``cfg.eval.every_epoch``). ``clock`` times the run's phases (:mod:`sgjax.timing`; the
+    CLI passes one that counts from the process's start); ``Result.timing`` and the last
+    line of ``metrics.jsonl`` give them. ``cfg.train.compile_cache`` points JAX's
+    persistent compilation cache at its directory for this process.
     """
     out = Path(out_dir) if out_dir is not None else None
     clock = clock or Clock()
