@@ -56,7 +56,7 @@ def _cfg(corpus, *sets):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from tests.test_train import write_toy_corpus
+    from test_train import write_toy_corpus  # tests/ is on sys.path (rootdir-less modules)
 
     return write_toy_corpus(tmp_path_factory.mktemp("kcorpus"))
 
