@@ -204,7 +204,8 @@ class TrainConfig:
     # path, or false (sgjax.timing.use_compile_cache); saves ~2 s of compiling per run
     compile_cache: Any = True
     # the step's kernel (sgjax.kernels): auto = the fused CPU kernel where it computes the
-    # step (negative sampling, plain SGD, float32, CPU) and builds, else XLA's; xla; cpu
+    # step (negative sampling, NCE, hierarchical softmax; plain SGD, float32, one CPU
+    # device) and builds, else XLA's; xla; cpu (required: an error where it cannot run)
     kernel: Kernel = Kernel.auto
 
 
