@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sgjax.outputs import nce, sampling
+
 SOURCE = Path(__file__).with_name("logistic_step.cc")
 TARGET = "sgjax_logistic_step"
 #: logistic_step.cc's modes: (input side, cbow_mean, cbow_update) -> mode.
@@ -110,40 +112,29 @@ def why() -> str:
     return _state.get("why", "")
 
 
-def _sampled(fields: dict, batch: dict, consts: dict, offset=None) -> tuple:
-    """Rows [output word, K negatives]: t = (1, 0, ...), a negative equal to the output
-    word unused; ``offset(rows, consts)`` shifts the scores (NCE)."""
-    center = batch["center"]
-    neg = fields["negatives"].reshape(center.shape[0], -1)
-    rows = jnp.concatenate([center[:, None], neg], axis=1)
-    t = jnp.zeros(rows.shape, jnp.float32).at[:, 0].set(1.0)
-    used = jnp.concatenate([jnp.ones_like(center[:, None], bool), neg != center[:, None]], 1)
+def _sampled(ex: dict, consts: dict, offset=None) -> tuple:
+    """Rows [output word, K negatives] (:func:`sgjax.outputs.sampling.pair_terms`);
+    ``offset(rows, consts)`` shifts the scores (NCE)."""
+    center = ex["center"]
+    neg = ex["negatives"].reshape(center.shape[0], -1)
+    rows, t, used = jax.vmap(sampling.pair_terms)(center, neg)
     shift = jnp.zeros(rows.shape, jnp.float32) if offset is None else offset(rows, consts)
     return rows, t, used, shift
 
 
-def _path(fields: dict, batch: dict, consts: dict) -> tuple:
+def _path(ex: dict, consts: dict) -> tuple:
     """Rows: the output word's Huffman path; t = 1 - code; padded entries unused."""
-    rows = fields["points"][:, 0]
-    return (
-        rows,
-        1.0 - fields["codes"][:, 0].astype(jnp.float32),
-        fields["path_mask"][:, 0],
-        (jnp.zeros(rows.shape, jnp.float32)),
-    )
+    rows = ex["points"][:, 0]
+    t = 1.0 - ex["codes"][:, 0].astype(jnp.float32)
+    return rows, t, ex["path_mask"][:, 0], jnp.zeros(rows.shape, jnp.float32)
 
 
-def _nce_offset(rows, consts):
-    from sgjax.outputs.nce import offset
-
-    return offset(rows, consts)
-
-
-#: Output layers the kernel computes: name -> ``(fields, batch, consts) -> (rows (B, S),
-#: t (B, S), used (B, S), offset (B, S))`` for an example's one output word.
+#: Output layers the kernel computes: name -> ``(example, consts) -> (rows (B, S),
+#: t (B, S), used (B, S), offset (B, S))`` for an example's one output word, ``example``
+#: the batch with the layer's fields (negatives, Huffman paths).
 ROWS = {
     "negative": _sampled,
-    "nce": lambda f, b, c: _sampled(f, b, c, _nce_offset),
+    "nce": lambda ex, consts: _sampled(ex, consts, nce.offset),
     "hierarchical": _path,
 }
 
@@ -176,16 +167,11 @@ def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -
     if mode is not None and available():
         return mode
     if kernel == "cpu":
-        reason = (
-            why()
-            if mode is not None
-            else (
-                "it computes negative sampling with plain SGD in float32 on one CPU device, for "
-                "skip-gram "
-                "(context orientation, shared negatives) and CBOW, explicit rule, no row damping "
-                "or row cap"
-            )
-        )
+        reason = why() if mode is not None else (
+            "it computes negative sampling, NCE and hierarchical softmax with plain SGD in "
+            "float32 on one CPU device, for skip-gram (context orientation; shared negatives) "
+            "and CBOW, explicit rule, no row cap"
+        )  # fmt: skip
         raise ValueError(f"train.kernel=cpu: the fused kernel cannot run this step: {reason}")
     return -1
 
