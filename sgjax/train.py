@@ -203,55 +203,19 @@ def _draw_fields(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -
     return {k: v for k, v in drawn.items() if k not in example}
 
 
-def _fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
-    """The step by the fused CPU kernel (:mod:`sgjax.kernels`): the optimizer runs on a
-    probe gradient (one row of ones at an out-of-range index, which touches nothing) to
-    advance its state and give the factor ``c`` of its update ``c g`` for each table."""
-    from sgjax import kernels
-
-    params, model = state.params, spec.model
+def _example(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -> dict:
+    """A step's examples with the output layer's fields: drawn for the whole call by
+    :func:`train_step` (negatives), or completed here (Huffman paths; nothing for the full
+    softmax)."""
     ex = {k: batch[k] for k in _EXAMPLE}
-    if model.layer.draws:  # drawn for the whole call by train_step
-        fields = {k: batch[k] for k in model.layer.scopes(model)}
-    else:  # Huffman paths
-        fields = complete(state.key, ex, tables, model)
-    rows, t, used, offset = kernels.ROWS[model.output](fields, ex, tables)
-    probe = {
-        k: RowGrads(jnp.full((1,), p.shape[0], jnp.int32), jnp.ones((1, p.shape[1]), p.dtype))
-        for k, p in params.items()
-    }
-    updates, opt_state = spec.optimizer.update(probe, state.opt_state, params)
-    lr = spec.optimizer.learning_rate(state.step)  # row damping's (as _grads takes it)
-    scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0], lr])
-    mask = ex["mask"].astype(bool)
-    W, W_out, E = kernels.logistic_step(
-        params["W"], params["W_out"], ex, rows, t, used, offset, scales, spec.kernel,
-        spec.row_damping,
-    )  # fmt: skip
-    terms = mask.any(1).sum() if model.input == "cbow" else mask.sum()
-    new = state.replace(
-        params={**params, "W": W, "W_out": W_out},
-        opt_state=opt_state,
-        step=state.step + 1,
-        batch_in_epoch=state.batch_in_epoch + 1,
-        words=state.words + batch["words"].astype(jnp.int32),
-    )
-    return new, (E.astype(jnp.float32), terms.astype(jnp.float32))
+    if spec.model.layer.draws:
+        return {**ex, **{k: batch[k] for k in spec.model.layer.scopes(spec.model)}}
+    return complete(state.key, ex, tables, spec.model)
 
 
-def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
-    if spec.kernel >= 0:
-        return _fused_step(state, batch, tables, spec)
-    ex = {k: batch[k] for k in _EXAMPLE}
-    if spec.model.layer.draws:  # drawn for the whole call by train_step
-        ex.update({k: batch[k] for k in spec.model.layer.scopes(spec.model)})
-    else:  # Huffman paths (no randomness) or nothing (full softmax)
-        ex = complete(state.key, ex, tables, spec.model)
-    lr = spec.optimizer.learning_rate(state.step) if spec.row_damping else None
-    E, grads = _grads(state.params, ex, tables, spec, lr)
-    grads = cap_row_updates(grads, state.params, spec.row_update_cap)
-    updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
-    params = apply_updates(state.params, updates)
+def _stepped(state: TrainState, batch: dict, params: Params, opt_state: Any, E, terms):
+    """The state after a step, and its metrics ``(E, terms)``: ``terms`` counts the
+    (hidden, output word) pairs, the output predictions made."""
     new = state.replace(
         params=params,
         opt_state=opt_state,
@@ -259,10 +223,50 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
         batch_in_epoch=state.batch_in_epoch + 1,
         words=state.words + batch["words"].astype(jnp.int32),
     )
-    side = spec.model.side  # (hidden, output word) pairs: the output predictions made
-    _, hmask = side.hidden(state.params["W"], ex, spec.model)
-    terms = (hmask[:, :, None] & side.targets(ex)[1][:, None, :]).sum()
     return new, (E.astype(jnp.float32), terms.astype(jnp.float32))
+
+
+def _terms(W: jax.Array, ex: dict, model: ModelSpec) -> jax.Array:
+    side = model.side  # (only the masks are used: XLA drops the hidden vectors' gather)
+    _, hmask = side.hidden(W, ex, model)
+    return (hmask[:, :, None] & side.targets(ex)[1][:, None, :]).sum()
+
+
+def _fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
+    """The step by the fused CPU kernel (:mod:`sgjax.kernels`): the optimizer runs on a
+    probe gradient (one row of ones at an out-of-range index, which touches nothing) to
+    advance its state and give the factor ``c`` of its update ``c g`` for each table."""
+    from sgjax import kernels
+
+    params = state.params
+    ex = _example(state, batch, tables, spec)
+    rows, t, used, offset = kernels.ROWS[spec.model.output](ex, tables)
+    probe = {
+        k: RowGrads(jnp.full((1,), p.shape[0], jnp.int32), jnp.ones((1, p.shape[1]), p.dtype))
+        for k, p in params.items()
+    }
+    updates, opt_state = spec.optimizer.update(probe, state.opt_state, params)
+    lr = spec.optimizer.learning_rate(state.step)  # row damping's (as _grads takes it)
+    scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0], lr])
+    terms = _terms(params["W"], ex, spec.model)
+    W, W_out, E = kernels.logistic_step(
+        params["W"], params["W_out"], ex, rows, t, used, offset, scales, spec.kernel,
+        spec.row_damping,
+    )  # fmt: skip
+    return _stepped(state, batch, {**params, "W": W, "W_out": W_out}, opt_state, E, terms)
+
+
+def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
+    if spec.kernel >= 0:
+        return _fused_step(state, batch, tables, spec)
+    ex = _example(state, batch, tables, spec)
+    lr = spec.optimizer.learning_rate(state.step) if spec.row_damping else None
+    E, grads = _grads(state.params, ex, tables, spec, lr)
+    grads = cap_row_updates(grads, state.params, spec.row_update_cap)
+    updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
+    params = apply_updates(state.params, updates)
+    terms = _terms(state.params["W"], ex, spec.model)
+    return _stepped(state, batch, params, opt_state, E, terms)
 
 
 def _all_finite(tree: Any) -> jax.Array:
