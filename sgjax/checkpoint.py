@@ -92,9 +92,9 @@ def save(run_dir: str | os.PathLike, state: Any, meta: dict, keep: int = 2) -> P
     import orbax.checkpoint as ocp
 
     primary = jax.process_index() == 0
-    root = Path(run_dir) / "checkpoints"
-    name = f"step_{int(meta['step']):010d}"
-    final, tmp = root / name, root / f".tmp-{name}"
+    final = path_of(run_dir, meta)
+    root, name = final.parent, final.name
+    tmp = root / f".tmp-{name}"
     if primary:
         root.mkdir(parents=True, exist_ok=True)
         if tmp.exists():
@@ -118,6 +118,11 @@ def save(run_dir: str | os.PathLike, state: Any, meta: dict, keep: int = 2) -> P
             shutil.rmtree(old, ignore_errors=True)
     _barrier(f"sgjax-ckpt-done-{name}")
     return final
+
+
+def path_of(run_dir: str | os.PathLike, meta: dict) -> Path:
+    """The directory :func:`save` writes the checkpoint of ``meta["step"]`` to."""
+    return Path(run_dir) / "checkpoints" / f"step_{int(meta['step']):010d}"
 
 
 class Saver:
@@ -145,7 +150,7 @@ class Saver:
             return self.latest
         host = jax.tree.map(lambda x: np.array(x, copy=True), state)
         self._pending = self._pool.submit(save, self.run_dir, host, meta)
-        return self.run_dir / "checkpoints" / f"step_{int(meta['step']):010d}"
+        return path_of(self.run_dir, meta)
 
     def wait(self, raise_errors: bool = True) -> Path | None:
         """The newest complete checkpoint, once the pending write (if any) is done."""
