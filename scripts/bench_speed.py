@@ -82,18 +82,6 @@ def base_model(model: str) -> str:
     return model if model in ANCHOR_MODELS else model.split("-")[0] + "-ns"
 
 
-def sgjax_cmd(model: str, corpus: str, repeat: int, epochs: int, out: str, extra: list[str]):
-    arch, output = model.split("-")
-    output = {"ns": "negative", "hs": "hierarchical", "sampled": "sampled_softmax"}.get(
-        output, output
-    )
-    arch = {"sg": "skipgram", "cbow": "cbow"}[arch]
-    sets = [f"model.architecture={arch}", f"model.output={output}", f"data.corpus={corpus}"]
-    sets += [f"train.seed={repeat}", f"train.epochs={epochs}", *extra]
-    setting = [a for k in sets for a in ("--set", k)]
-    return [sys.executable, "-m", "sgjax.cli", "train", *setting, "--quiet", "--out", out]
-
-
 def command(tool, model, corpus, repeat, tmp, args) -> tuple[list[str], str]:
     """The command line of one run and the vectors file it writes."""
     given, text = corpus
@@ -101,7 +89,7 @@ def command(tool, model, corpus, repeat, tmp, args) -> tuple[list[str], str]:
     softmax = model in SOFTMAX_MODELS
     epochs = args.softmax_epochs if softmax else args.epochs
     if tool == "sgjax":
-        cmd = sgjax_cmd(model, given, repeat, epochs, out, args.overrides)
+        cmd = cq.sgjax_cmd(model, given, repeat, epochs, out, args.overrides)
         return cmd, os.path.join(out, "vectors.bin")
     base = base_model(model)
     if tool == "gensim":
@@ -197,8 +185,8 @@ def softmax_gflops(corpus: str, model: str, calls: int, extra: list[str]) -> dic
     from sgjax.experiment import build
     from sgjax.train import group_batches, train_step_jit
 
-    arch = {"sg": "skipgram", "cbow": "cbow"}[model.split("-")[0]]
-    sets = [f"model.architecture={arch}", "model.output=softmax", f"data.corpus={corpus}"]
+    arch, output = cq.model_choice(model)
+    sets = [f"model.architecture={arch}", f"model.output={output}", f"data.corpus={corpus}"]
     cfg = load_config(None, sets + ["train.steps_per_call=10", *extra])
     run = build(cfg)
     m, t = cfg.model, cfg.train

@@ -65,12 +65,22 @@ def parse_corpus(spec: str) -> tuple[str, str]:
     return name, path
 
 
+#: The short names of output layers in model names (``sg-ns``); others are the layer's own.
+OUTPUTS = {"ns": "negative", "hs": "hierarchical", "sampled": "sampled_softmax"}
+
+
+def model_choice(model: str) -> tuple[str, str]:
+    """``(model.architecture, model.output)`` of a model name: ``sg-ns`` -> ``(skipgram,
+    negative)``, ``cbow-softmax`` -> ``(cbow, softmax)``."""
+    arch, output = model.split("-", 1)
+    return {"sg": "skipgram", "cbow": "cbow"}[arch], OUTPUTS.get(output, output)
+
+
 def sgjax_cmd(
     model: str, corpus: str, seed: int, epochs: int, out: str, extra: list[str]
 ) -> list[str]:
     """``sgjax train`` from the defaults plus the model choice (and ``extra`` overrides)."""
-    s = settings(model)
-    arch, output = "skipgram" if s["sg"] else "cbow", "hierarchical" if s["hs"] else "negative"
+    arch, output = model_choice(model)
     sets = [f"model.architecture={arch}", f"model.output={output}", f"data.corpus={corpus}"]
     sets += [f"train.seed={seed}", f"train.epochs={epochs}", *extra]
     setting = [a for k in sets for a in ("--set", k)]
