@@ -10,7 +10,10 @@ Conventions, as word2vec.c and gensim's ``LineSentence``:
 - invalid UTF-8 is replaced by U+FFFD, counted and reported (:class:`CorpusStats`), never a
   crash; a leading UTF-8 byte-order mark is dropped;
 - a directory stands for its files (recursively, sorted by path, hidden entries skipped);
-  the compression is chosen by suffix: ``.gz``, ``.bz2``, ``.xz``/``.lzma``, else plain.
+- gzip, bzip2 and xz files are decompressed whatever their names (their magic bytes
+  decide; a ``.lzma`` suffix selects the legacy LZMA format); zstd, zip and 7z files are
+  refused with a :class:`CorpusError`, as is a corrupt or truncated compressed stream (the
+  message names the file and the uncompressed byte offset reached).
 
 Two readers share this: :func:`iter_chunks` (the fast path: byte chunks of whole lines for
 the vectorised tokeniser :func:`token_spans` and the encoders) and :func:`iter_lines` (token
@@ -28,6 +31,7 @@ import lzma
 import os
 import queue
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +47,14 @@ MAX_TOKEN_BYTES = 1 << 20  # a token longer than this and the chunk size is cut 
 _BOM = b"\xef\xbb\xbf"
 _REPLACEMENT = "\ufffd"
 _REPLACEMENT_BYTES = _REPLACEMENT.encode("utf-8")
-_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".lzma": lzma.open}
+# (magic bytes, name, opener): the compressed formats read transparently, by content
+_COMPRESSED = (
+    (b"\x1f\x8b\x08", "gzip", gzip.open),
+    (b"BZh", "bzip2", bz2.open),  # + a block size digit and the block magic, checked below
+    (b"\xfd7zXZ\x00", "xz", lzma.open),
+)
+_REFUSED = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"PK\x03\x04", "zip"), (b"7z\xbc\xaf\x27\x1c", "7z"))
+_DECOMPRESS_ERRORS = (EOFError, OSError, zlib.error, lzma.LZMAError)
 
 PathsLike = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -138,10 +149,29 @@ def describe(paths: Sequence[Path]) -> str:
     return f"{', '.join(names[:3])} and {len(names) - 3} more file(s)"
 
 
+class CorpusError(ValueError):
+    """A corpus file that cannot be read as text: corrupt, truncated or unsupported."""
+
+
+def compression(path: str | os.PathLike) -> tuple[str, object]:
+    """``(name, opener)`` of a corpus file's compression from its first bytes ("plain",
+    open for none); CorpusError for a format that is refused."""
+    with open(path, "rb") as f:
+        head = f.read(10)
+    for magic, name, opener in _COMPRESSED:
+        if head.startswith(magic) and (name != "bzip2" or head[3:10] == head[3:4] + b"1AY&SY"):
+            return name, opener
+    for magic, name in _REFUSED:
+        if head.startswith(magic):
+            raise CorpusError(f"{path}: a {name} archive; decompress it to text first")
+    if Path(path).suffix.lower() == ".lzma":
+        return "lzma", lzma.open
+    return "plain", open
+
+
 def open_binary(path: str | os.PathLike) -> BinaryIO:
-    """Open a corpus file for binary reading, decompressing by suffix."""
-    opener = _OPENERS.get(Path(path).suffix.lower(), open)
-    return opener(path, "rb")
+    """Open a corpus file for binary reading, decompressing gzip, bzip2 and xz."""
+    return compression(path)[1](path, "rb")
 
 
 def _fix_utf8(data: bytes, path: str, offset: int, stats: CorpusStats | None) -> bytes:
@@ -188,9 +218,17 @@ def _file_chunks(path: Path, chunk_bytes: int, stats: CorpusStats | None) -> Ite
     continues = False
     last = b"\n"
     first = True
-    with open_binary(path) as f:
+    kind, opener = compression(path)
+    with opener(path, "rb") as f:
         while True:
-            block = f.read(max(chunk_bytes, len(carry)))  # doubling while inside a token
+            try:  # doubling the read while inside a token
+                block = f.read(max(chunk_bytes, len(carry)))
+            except _DECOMPRESS_ERRORS as e:
+                what = "read error" if kind == "plain" else f"corrupt or truncated {kind} data"
+                cause = getattr(e, "strerror", None) or str(e) or type(e).__name__
+                raise CorpusError(
+                    f"{name}: {what} after byte {offset + len(carry):,} ({cause})"
+                ) from None
             buf = carry + block if carry else block
             if not buf:
                 break
