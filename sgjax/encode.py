@@ -13,6 +13,7 @@ and mtime, vocabulary fingerprint, settings, and its sha256) makes the next run 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -185,17 +186,29 @@ class _Sink:
         a = np.ascontiguousarray(a, dtype=self.dtype)
         self.n += a.size
         if self.f is not None:
-            self.f.write(memoryview(a).cast("B"))
+            with self._named():
+                self.f.write(memoryview(a).cast("B"))
         else:
             self.parts.append(a)
 
     def close(self) -> np.ndarray | None:
         if self.f is None:
             return np.concatenate(self.parts) if self.parts else np.zeros(0, self.dtype)
-        self.f.seek(0)
-        self.f.write(_npy_header(self.dtype, self.n))
-        self.f.close()
+        with self._named():
+            self.f.seek(0)
+            self.f.write(_npy_header(self.dtype, self.n))
+            self.f.close()
         return None
+
+    @contextlib.contextmanager
+    def _named(self):
+        """An OSError of a write (a full disk) names the file."""
+        try:
+            yield
+        except OSError as e:
+            if e.filename is not None:
+                raise
+            raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
 
     def abort(self) -> None:
         if self.f is not None:
@@ -366,7 +379,7 @@ def encode_corpus(
     tok_sink = _Sink(None if cache is None else cache / f"tokens.npy{tmp}", np.int32)
     off_sink = _Sink(None if cache is None else cache / f"offsets.npy{tmp}", np.int64)
     state = _EncodeState()
-    try:
+    try:  # a full disk, a signal or bad input: no partial file is left in the cache
         for chunk in iter_chunks(files, chunk_bytes=chunk_bytes, stats=stats):
             ids, bounds, n_raw = _encode_chunk(
                 chunk.data, chunk.continues, lookup, max_line_tokens, state
@@ -375,33 +388,33 @@ def encode_corpus(
             tok_sink.append(ids)
             off_sink.append(bounds)
         off_sink.append(np.array([state.n], dtype=np.int64))
+        if state.n == 0:
+            what = "empty" if stats.tokens == 0 else "made only of words outside the vocabulary"
+            raise ValueError(f"corpus {describe(files)} is {what}: nothing to train on")
+        tokens, offsets = tok_sink.close(), off_sink.close()
+        manifest = {
+            **key,
+            "n_tokens": state.n,
+            "n_sentences": off_sink.n - 1,
+            "raw_tokens": stats.tokens,
+            "stats": stats.as_dict(),
+        }
+        if cache is None:
+            return EncodedCorpus(
+                tokens, offsets, stats.tokens, len(vocab), None, False, manifest=manifest
+            )
+        (cache / f"manifest.json{tmp}").write_text(json.dumps(manifest, indent=1))
+        for name in ("tokens.npy", "offsets.npy", "manifest.json"):
+            os.replace(cache / f"{name}{tmp}", cache / name)
     except BaseException:
         tok_sink.abort()
         off_sink.abort()
+        if cache is not None:
+            (cache / f"manifest.json{tmp}").unlink(missing_ok=True)
         raise
-    if stats.replacements:
-        log.warning("corpus: %s", stats.report())
-    if state.n == 0:
-        tok_sink.abort()
-        off_sink.abort()
-        what = "empty" if stats.tokens == 0 else "made only of words outside the vocabulary"
-        raise ValueError(f"corpus {describe(files)} is {what}: nothing to train on")
-    tokens, offsets = tok_sink.close(), off_sink.close()
-    manifest = {
-        **key,
-        "n_tokens": state.n,
-        "n_sentences": off_sink.n - 1,
-        "raw_tokens": stats.tokens,
-        "stats": stats.as_dict(),
-    }
-    if cache is None:
-        return EncodedCorpus(
-            tokens, offsets, stats.tokens, len(vocab), None, False, manifest=manifest
-        )
-    os.replace(cache / f"tokens.npy{tmp}", cache / "tokens.npy")
-    os.replace(cache / f"offsets.npy{tmp}", cache / "offsets.npy")
-    (cache / f"manifest.json{tmp}").write_text(json.dumps(manifest, indent=1))
-    os.replace(cache / f"manifest.json{tmp}", cache / "manifest.json")
+    finally:
+        if stats.replacements:
+            log.warning("corpus: %s", stats.report())
     found = _load_cached(cache, key)
     assert found is not None, f"just-written cache in {cache} does not load"
     return EncodedCorpus(
