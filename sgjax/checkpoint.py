@@ -59,11 +59,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (temporary file, fsync, rename)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or a signal: no partial file is left
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
@@ -108,6 +112,7 @@ def save(run_dir: str | os.PathLike, state: Any, meta: dict, keep: int = 2) -> P
     ckptr.close()
     _barrier(f"sgjax-ckpt-written-{name}")
     if primary:
+        meta = {**meta, "files_sha256": _digests(tmp / "state")}  # checked on restore
         write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
         if final.exists():  # the same step saved twice (e.g. epoch end == N-step boundary)
             shutil.rmtree(final)
@@ -177,6 +182,80 @@ def latest(run_dir: str | os.PathLike) -> Path | None:
     return path
 
 
+def _digests(state_dir: Path) -> dict[str, str]:
+    """sha256 of every file orbax wrote, by path relative to ``state_dir``."""
+    import hashlib
+
+    out = {}
+    for f in sorted(p for p in state_dir.rglob("*") if p.is_file()):
+        with open(f, "rb") as fh:
+            out[str(f.relative_to(state_dir))] = hashlib.file_digest(fh, "sha256").hexdigest()
+    return out
+
+
+def verify(path: str | os.PathLike) -> str | None:
+    """Why the checkpoint at ``path`` is damaged (a file missing or differing from the
+    sha256 its ``meta.json`` records), or None if it is intact (or records no digests)."""
+    path = Path(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        return f"meta.json is unreadable ({e})"
+    want = meta.get("files_sha256") if isinstance(meta, dict) else None
+    if not isinstance(want, dict):
+        return None
+    have = _digests(path / "state")
+    for name, digest in want.items():
+        if have.get(name) != digest:
+            return f"state/{name} is {'missing' if name not in have else 'corrupt (sha256)'}"
+    return None
+
+
+def candidates(run_dir: str | os.PathLike) -> list[Path]:
+    """The run's complete checkpoints (those with a ``meta.json``), newest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.glob("step_*") if (p / "meta.json").is_file()), reverse=True)
+
+
+def restore_newest(
+    run_dir: str | os.PathLike, target: Any, *, pad_rows: bool = False, on_skip: Any = None
+) -> tuple[Any, dict, Path]:
+    """:func:`restore` the newest readable checkpoint of a run: ``(state, meta, path)``.
+
+    A checkpoint that ``LATEST`` names but is missing, or that fails to restore (a corrupt
+    file, a shape that no longer matches), is skipped for the next older complete one;
+    ``on_skip(path, reason)`` is told of each. Raises FileNotFoundError when there is none,
+    or the newest one's error when none restores."""
+    root = Path(run_dir) / "checkpoints"
+    found = candidates(run_dir)
+    try:
+        named = (root / LATEST).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        named = None
+    if named and found and root / named != found[0] and on_skip is not None:
+        on_skip(root / named, "LATEST names it, but it is incomplete or missing")
+    if not found:
+        raise FileNotFoundError(f"{root}: no complete checkpoint to resume from")
+    first_error: Exception | None = None
+    for path in found:
+        try:
+            damage = verify(path)
+            if damage is not None:
+                raise ValueError(damage)
+            state, meta = restore(path, target, pad_rows=pad_rows)
+        except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: try the older one
+            first_error = first_error or e
+            if on_skip is not None:
+                reason = " ".join(str(e).split()) or type(e).__name__
+                on_skip(path, reason if len(reason) < 300 else reason[:297] + "...")
+            continue
+        return state, meta, path
+    assert first_error is not None
+    raise first_error
+
+
 def _sharded(x: Any) -> bool:
     sharding = getattr(x, "sharding", None)
     return isinstance(sharding, jax.sharding.Sharding) and len(sharding.device_set) > 1
@@ -233,6 +312,7 @@ def restore(path: str | os.PathLike, target: Any, *, pad_rows: bool = False) -> 
 
     path = Path(path)
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+    meta.pop("files_sha256", None)  # save's own record (verify), not the caller's
     abstract = jax.tree.map(_abstract, target)
     ckptr = ocp.StandardCheckpointer()
     try:
