@@ -54,7 +54,11 @@ class RecompilationError(RuntimeError):
 
 
 class Interrupted(KeyboardInterrupt):
-    """Training was interrupted (SIGINT) after a checkpoint was written."""
+    """Training was stopped by SIGINT or SIGTERM (``signum``) after a checkpoint was written."""
+
+    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
+        super().__init__(message)
+        self.signum = int(signum)
 
 
 @flax.struct.dataclass
@@ -337,32 +341,37 @@ def _stack(group: list[dict], S: int) -> dict:
 
 
 class _SigintFlag:
-    """Turns SIGINT into a flag checked between calls, so no call is torn apart."""
+    """Turns SIGINT (Ctrl-C) and SIGTERM (what SLURM and Kubernetes send before killing)
+    into a flag checked between calls, so no call is torn apart and a checkpoint is
+    written; a second signal stops at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.raised = False
-        self._old: Any = None
+        self.raised: int = 0  # the signal received, 0 for none
+        self._old: dict = {}
 
     def __enter__(self) -> _SigintFlag:
         try:
-            self._old = signal.signal(signal.SIGINT, self._handle)
+            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
         except ValueError:  # not the main thread: leave signals alone
-            self._old = None
+            self._old = {}
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.raised:  # a second Ctrl-C: stop at once
+        if self.raised:  # a second signal: stop at once
             raise KeyboardInterrupt
-        self.raised = True
+        self.raised = signum
         print(
-            "\ninterrupt: finishing the current call and writing a checkpoint ...",
+            f"\n{signal.Signals(signum).name}: finishing the current call and writing a "
+            "checkpoint ...",
             file=sys.stderr,
             flush=True,
         )
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for s, old in self._old.items():
+            signal.signal(s, old)
 
 
 @dataclasses.dataclass
@@ -464,7 +473,8 @@ def fit(
                     last_ckpt_step = step
                 if sigint.raised:
                     path = hooks.checkpoint(state, "interrupt")
-                    raise Interrupted(f"interrupted at step {step}; checkpoint: {path}")
+                    why = signal.Signals(sigint.raised).name
+                    raise Interrupted(f"{why} at step {step}; checkpoint: {path}", sigint.raised)
             dt = time.perf_counter() - t0
             words = int(state.words) - words0
             state = state.replace(
