@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module under sgjax.commands, one-line help). Each module keeps its heavy imports
@@ -18,8 +19,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+#: Exceptions that mean bad input or an environment fault (a missing, corrupt or unwritable
+#: file, a full disk, a bad config key): one line on stderr and exit code 2. Anything else is
+#: a bug in sgjax: one line and exit code 1. ``--debug`` or SGJAX_DEBUG=1 shows tracebacks.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError)
+MAX_MESSAGE = 500
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: an OSError as ``file: reason``, else its message's first
+    line, cut to ``MAX_MESSAGE`` characters."""
+    if isinstance(e, OSError) and e.strerror:
+        names = [str(f) for f in (e.filename, e.filename2) if f is not None]
+        text = f"{' -> '.join(names)}: {e.strerror}" if names else e.strerror
+    else:
+        text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        text = " ".join(text.split()) or type(e).__name__
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgjax", description=__doc__)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=os.environ.get("SGJAX_DEBUG", "") not in ("", "0"),
+        help="show Python tracebacks instead of one-line errors (also: SGJAX_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         mod = importlib.import_module(f"sgjax.commands.{module}")
@@ -39,7 +65,20 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
-    return int(args._run(args) or 0)
+    if args.debug:
+        return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except INPUT_ERRORS as e:
+        print(f"sgjax {args.command}: error: {one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - a bug: one line, the traceback with --debug
+        print(
+            f"sgjax {args.command}: internal error: {type(e).__name__}: {one_line(e)} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ binary and text formats, the input vectors W) and ``scores.json``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -33,9 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgjax import checkpoint, kernels, sharding
+from sgjax import checkpoint, kernels, rundir, sharding
 from sgjax.batches import epoch_batches
 from sgjax.config import Config, load_config, to_yaml
+from sgjax.corpus import resolve_paths
 from sgjax.encode import encode_corpus
 from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
 from sgjax.model import ModelSpec
@@ -137,6 +139,12 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
     return Run(cfg, vocab, encoded, tables, spec, total_steps, state)
 
 
+def _fingerprint(cfg: Config, vocab: Vocab) -> dict:
+    """What the run's checkpoints record of its config, vocabulary and corpus files."""
+    files = resolve_paths(corpus_paths(cfg))
+    return rundir.fingerprint(to_yaml(cfg), vocab.fingerprint(), files)
+
+
 def _batches(cfg: Config, vocab: Vocab, encoded: Any, epoch: int):
     return epoch_batches(
         encoded,
@@ -228,30 +236,54 @@ def train(
     out_dir: str | os.PathLike | None = None,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     evaluate_each_epoch: bool | None = None,
     clock: Clock | None = None,
 ) -> Result:
     """Train as ``cfg`` says; with ``out_dir`` write the run directory (module docstring).
 
-    ``resume=True`` continues from the newest checkpoint in ``out_dir`` (its config.yaml and
-    vocab.txt are used, so the result equals an uninterrupted run's). The vectors are
+    ``resume=True`` continues from the newest readable checkpoint in ``out_dir`` (its
+    config.yaml and vocab.txt are used, so the result equals an uninterrupted run's; a
+    vocabulary, corpus or config changed since the checkpoint is an error,
+    :mod:`sgjax.rundir`). A fresh run refuses a directory holding an old run unless
+    ``overwrite``. The directory is locked while the run lasts. The vectors are
     evaluated at the end, and after every epoch too if ``evaluate_each_epoch`` (None:
     ``cfg.eval.every_epoch``). ``clock`` times the run's phases (:mod:`sgjax.timing`; the
     CLI passes one that counts from the process's start); ``Result.timing`` and the last
     line of ``metrics.jsonl`` give them. ``cfg.train.compile_cache`` points JAX's
     persistent compilation cache at its directory for this process.
     """
+    if out_dir is None or not sharding.is_primary():  # only process 0 writes the directory
+        if resume and out_dir is None:
+            raise FileNotFoundError("resume needs the run directory (out_dir)")
+        return _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock)
+    with rundir.lock(out_dir):
+        return _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock)
+
+
+def _skipped(path: Path, reason: str) -> None:
+    print(f"sgjax: warning: skipping checkpoint {path}: {reason}", file=sys.stderr, flush=True)
+
+
+def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock) -> Result:
     out = Path(out_dir) if out_dir is not None else None
     clock = clock or Clock()
     if resume:
-        if out is None or checkpoint.latest(out) is None:
+        if not checkpoint.candidates(out):
             raise FileNotFoundError(f"--resume: no checkpoint in {out}/checkpoints")
         cfg = load_config(out / "config.yaml")
+    elif out is not None and sharding.is_primary():
+        rundir.check_fresh(out, overwrite)  # before anything is read or written
     use_compile_cache(cfg.train.compile_cache)
     if resume:
         with clock("vocab"):
             vocab = load_vocab(out / "vocab.txt")
+            fp = _fingerprint(cfg, vocab)  # checked before the corpus is encoded, and again
+            newest, meta = checkpoint.candidates(out)[0], {}  # against the one restored
+            with contextlib.suppress(OSError, ValueError):  # unreadable: restore skips it
+                meta = json.loads((newest / "meta.json").read_text(encoding="utf-8"))
+            rundir.check_fingerprint(meta.get("fingerprint"), fp, str(newest))
         cache = cfg.data.cache_dir or str(out / "cache")
         with clock("encode"):
             encoded = encode_corpus(
@@ -260,20 +292,20 @@ def train(
         with clock("setup"):
             run = _assemble(cfg, vocab, encoded)
         with clock("checkpoint"):
-            state, meta = checkpoint.restore(  # onto cfg.mesh, from a checkpoint of any mesh
-                checkpoint.latest(out), sharding.restore_target(cfg, run.state), pad_rows=True
+            state, meta, path = checkpoint.restore_newest(  # onto cfg.mesh, from any mesh
+                out, sharding.restore_target(cfg, run.state), pad_rows=True, on_skip=_skipped
             )
+            if path != newest:  # an older one, after the newest failed: check it too
+                rundir.check_fingerprint(meta.get("fingerprint"), fp, str(path))
             # on the device as the fresh state is, so the step's compiled program is reused
             run.state = jax.device_put(state)
     else:
         run = build(cfg, out, clock)
+        fp = _fingerprint(cfg, run.vocab)
         if out is not None and sharding.is_primary():
             out.mkdir(parents=True, exist_ok=True)
-            if checkpoint.latest(out) is not None:
-                raise FileExistsError(f"{out} already holds a run; use --resume or another --out")
             checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
             save_vocab(run.vocab, out / "vocab.txt")
-            (out / "metrics.jsonl").unlink(missing_ok=True)
 
     # --- scale-out (sgjax.sharding): a mesh of several devices and/or processes -------------
     plan = sharding.plan_for(cfg, len(run.vocab))  # None: one device, one process (as before)
@@ -295,6 +327,7 @@ def train(
             "epoch": int(state.epoch),
             "batch_in_epoch": int(state.batch_in_epoch),
             "words_total": corpus_words * int(state.epoch) + int(state.words),
+            "fingerprint": fp,
         }
 
     # epoch and N-step checkpoints are written while training goes on (one device, one

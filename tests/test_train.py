@@ -20,6 +20,7 @@ from sgjax import checkpoint
 from sgjax.cli import main as cli_main
 from sgjax.config import ConfigError, load_config
 from sgjax.experiment import _batches, build, train
+from sgjax.rundir import RunDirError
 from sgjax.train import (
     Hooks,
     Interrupted,
@@ -216,8 +217,8 @@ def test_run_directory_contents(corpus, tmp_path):
     assert (
         epochs[0]["words"] == epochs[1]["words"] == sum(len(line.split()) for line in open(corpus))
     )
-    # a second run into the same directory is refused
-    with pytest.raises(FileExistsError, match="--resume"):
+    # a second run into the same directory is refused (tests/test_rundir.py: the rest)
+    with pytest.raises(RunDirError, match="--resume"):
         train(cfg, out, progress=False)
 
 
@@ -236,8 +237,8 @@ def test_vectors_load_in_gensim(corpus, tmp_path):
 # Checkpoints, interruption and resume.
 
 
-def _interrupt_after(monkeypatch, calls: int) -> None:
-    """Send SIGINT to ourselves after ``calls`` compiled calls (as Ctrl-C would)."""
+def _interrupt_after(monkeypatch, calls: int, sig: int = signal.SIGINT) -> None:
+    """Send ``sig`` to ourselves after ``calls`` compiled calls (as Ctrl-C would)."""
     import sgjax.experiment as experiment
 
     seen = {"n": 0}
@@ -247,7 +248,7 @@ def _interrupt_after(monkeypatch, calls: int) -> None:
         original(self, words, m)
         seen["n"] += 1
         if seen["n"] == calls:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
 
     monkeypatch.setattr(experiment._Progress, "__call__", progress)
 

@@ -32,6 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (its config, vocabulary, metrics, checkpoints "
+        "and vectors are deleted first)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -40,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from sgjax.config import ConfigError, load_config
+    from sgjax.config import load_config
     from sgjax.experiment import train
     from sgjax.sharding import initialize_distributed, is_primary
     from sgjax.timing import Clock
@@ -48,22 +54,27 @@ def run(args: argparse.Namespace) -> int:
 
     clock = Clock(from_process_start=True)  # import: the process's start until here
 
-    try:
-        cfg = None if args.resume else load_config(args.config, args.overrides)
-        if args.resume and (args.config or args.overrides):
-            print(
-                "sgjax train: --resume uses the run's own config.yaml; drop --config/--set",
-                file=sys.stderr,
-            )
-            return 2
-        # multi-host: jax.distributed starts before any other JAX work (sgjax.sharding)
-        saved = Path(args.out) / "config.yaml"
-        mesh = cfg.mesh if cfg is not None else load_config(saved).mesh if saved.is_file() else None
-        initialize_distributed(mesh)
-        result = train(cfg, args.out, resume=args.resume, progress=not args.quiet, clock=clock)
-    except (ConfigError, FileNotFoundError, FileExistsError, ValueError) as e:
-        print(f"sgjax train: error: {e}", file=sys.stderr)
+    if args.resume and (args.config or args.overrides or args.overwrite):
+        print(
+            "sgjax train: error: --resume uses the run's own config.yaml; drop "
+            "--config/--set/--overwrite",
+            file=sys.stderr,
+        )
         return 2
+    cfg = None if args.resume else load_config(args.config, args.overrides)
+    # multi-host: jax.distributed starts before any other JAX work (sgjax.sharding)
+    saved = Path(args.out) / "config.yaml"
+    mesh = cfg.mesh if cfg is not None else load_config(saved).mesh if saved.is_file() else None
+    initialize_distributed(mesh)
+    try:  # other errors: one line and exit code 2 (sgjax.cli)
+        result = train(
+            cfg,
+            args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+            clock=clock,
+        )
     except NonFiniteLossError as e:
         print(f"sgjax train: {e}", file=sys.stderr)
         return 3
@@ -72,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
             f"sgjax train: {e}; continue with: sgjax train --resume --out {args.out}",
             file=sys.stderr,
         )
-        return 130
+        return 128 + e.signum  # 130 for SIGINT, 143 for SIGTERM, as a shell reports them
     if not is_primary():  # process 0 reports for all
         return 0
     print(json.dumps({"out": str(result.out_dir), **result.scores}))

@@ -1,0 +1,204 @@
+"""Integrity of a run directory: one writer at a time, no silent overwrite, and a resume
+that refuses a vocabulary, corpus or config that changed since the checkpoint.
+
+- :func:`lock` holds an exclusive ``fcntl.flock`` on ``RUN/.lock`` for the whole run, so a
+  second ``sgjax train --out RUN`` (fresh or ``--resume``) stops with :class:`RunDirError`
+  before it reads or writes anything. The kernel drops the lock when the process dies, so a
+  killed run never leaves a stale lock behind.
+- :func:`check_fresh` refuses to start a new run in a directory that holds any file of an
+  old one (config, vocabulary, metrics, vectors, scores, checkpoints), even when its
+  checkpoints are gone; ``overwrite=True`` removes them first (the encoded-corpus cache,
+  keyed by its own manifest, is kept).
+- :func:`fingerprint` records, in every checkpoint's ``meta.json``, the resolved config,
+  the vocabulary's sha256 and each corpus file's size, mtime and a sha256 of sampled
+  blocks; :func:`check_fingerprint` compares them on resume and names what changed. A file
+  whose mtime alone changed (``touch``, a copy) passes with a warning: its size and sampled
+  content are what decide. Sampling reads at most ~4 MiB a file, so a resume of a
+  100 GB corpus starts at once; an edit that keeps the size and misses every sampled
+  block goes unseen (the price of not hashing the whole corpus).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import yaml
+
+LOCK = ".lock"
+#: What a run writes into its directory (experiment.train), besides the encoded-corpus cache.
+RUN_FILES = (
+    "config.yaml",
+    "vocab.txt",
+    "metrics.jsonl",
+    "vectors.bin",
+    "vectors.txt",
+    "scores.json",
+    "checkpoints",
+)
+#: Config keys (dotted prefixes) that may change between a checkpoint and its resume: where
+#: the run is placed (the mesh: a checkpoint restores onto any device count), what is
+#: evaluated and logged, and caches. Any other change is refused.
+MAY_CHANGE = (
+    "mesh.",
+    "eval.",
+    "data.cache_dir",
+    "train.compile_cache",
+    "train.log_every_steps",
+    "train.checkpoint_every_steps",
+)
+SAMPLE_BLOCKS, BLOCK_BYTES = 32, 64 << 10  # plus the first and last MiB
+
+
+class RunDirError(ValueError):
+    """The run directory is locked, holds another run, or no longer matches its checkpoint."""
+
+
+@contextlib.contextmanager
+def lock(run_dir: str | os.PathLike) -> Iterator[Path]:
+    """Hold ``RUN/.lock`` exclusively (creating ``RUN``) for the ``with`` block."""
+    import fcntl
+
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise RunDirError(f"{run}: --out names an existing file, not a run directory")
+    run.mkdir(parents=True, exist_ok=True)
+    path = run / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+            raise RunDirError(
+                f"{run}: another sgjax process (pid {holder}) is writing this run directory"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield run
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def check_fresh(run_dir: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse (RunDirError) a new run in ``run_dir`` if it holds an old run's files; with
+    ``overwrite`` delete them instead."""
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise RunDirError(f"{run}: --out names an existing file, not a run directory")
+    found = [name for name in RUN_FILES if (run / name).exists()]
+    if not found:
+        return
+    if not overwrite:
+        raise RunDirError(
+            f"{run} already holds a run ({', '.join(found)}); continue it with --resume, "
+            "replace it with --overwrite, or choose another --out"
+        )
+    for name in found:
+        p = run / name
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def _sampled_sha256(path: Path, size: int) -> str:
+    """sha256 of the first and last MiB and ``SAMPLE_BLOCKS`` evenly spaced blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        if size <= 2 * (1 << 20) + SAMPLE_BLOCKS * BLOCK_BYTES:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+            return h.hexdigest()
+        starts = [0, size - (1 << 20)]
+        starts += [(size * (i + 1)) // (SAMPLE_BLOCKS + 1) for i in range(SAMPLE_BLOCKS)]
+        for start in sorted(starts):
+            f.seek(start)
+            h.update(f.read(1 << 20 if start in (0, size - (1 << 20)) else BLOCK_BYTES))
+    return h.hexdigest()
+
+
+def corpus_fingerprint(files: Sequence[str | os.PathLike]) -> list[dict]:
+    """Per corpus file: resolved path, size, mtime (ns) and the sampled sha256."""
+    out = []
+    for p in map(Path, files):
+        st = p.stat()
+        out.append(
+            {
+                "path": str(p.resolve()),
+                "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns,
+                "sampled_sha256": _sampled_sha256(p, st.st_size),
+            }
+        )
+    return out
+
+
+def fingerprint(config_yaml: str, vocab_sha256: str, files: Sequence[str | os.PathLike]) -> dict:
+    """What a checkpoint's ``meta.json`` records of its run (module docstring)."""
+    return {
+        "config": config_yaml,
+        "vocab_sha256": vocab_sha256,
+        "corpus": corpus_fingerprint(files),
+    }
+
+
+def _flat(d: object, prefix: str = "") -> dict[str, object]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, object] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def _config_changes(saved: str, now: str) -> list[str]:
+    a, b = _flat(yaml.safe_load(saved) or {}), _flat(yaml.safe_load(now) or {})
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    return [f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in keys if not k.startswith(MAY_CHANGE)]
+
+
+def check_fingerprint(saved: dict | None, now: dict, where: str) -> None:
+    """Raise RunDirError naming what differs between a checkpoint's fingerprint and the
+    run's files now (``where`` names the checkpoint). Checkpoints written before
+    fingerprints existed (``saved`` None) pass."""
+    if not saved:
+        return
+    problems = []
+    changes = _config_changes(saved.get("config") or "{}", now["config"])
+    if saved.get("config") and changes:
+        problems.append("config.yaml changed: " + ", ".join(changes[:5]))
+    if saved.get("vocab_sha256") not in (None, now["vocab_sha256"]):
+        problems.append("vocab.txt changed")
+    old = {c["path"]: c for c in saved.get("corpus", [])}
+    new = {c["path"]: c for c in now["corpus"]}
+    if list(old) != list(new):
+        gone, added = sorted(old.keys() - new.keys()), sorted(new.keys() - old.keys())
+        problems.append(f"the corpus files differ (missing: {gone or '-'}; new: {added or '-'})")
+    for path, c in new.items():
+        o = old.get(path)
+        if o is None:
+            continue
+        if o["size"] != c["size"]:
+            problems.append(
+                f"corpus file {path} changed size ({o['size']:,} -> {c['size']:,} bytes)"
+            )
+        elif o["sampled_sha256"] != c["sampled_sha256"]:
+            problems.append(f"corpus file {path} changed content (sampled sha256)")
+        elif o["mtime_ns"] != c["mtime_ns"]:
+            print(
+                f"sgjax: warning: corpus file {path} has a new mtime; its size and sampled "
+                "content are unchanged, so the run continues",
+                file=sys.stderr,
+            )
+    if problems:
+        raise RunDirError(
+            f"cannot resume from {where}: "
+            + "; ".join(problems)
+            + " since it was written (restore the files, or start a new run)"
+        )
