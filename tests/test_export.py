@@ -247,4 +247,4 @@ def test_hierarchical_output_through_the_cli(finished, tmp_path, capsys, monkeyp
 def test_unwritable_output(finished, tmp_path, capsys):
     target = tmp_path / "no-such-dir" / "v.bin"
     rc, _, err = export(capsys, "--run", str(finished[0]), "--out", str(target))
-    assert rc == 1 and str(target) in err
+    assert rc == 2 and str(target) in err and len(err.strip().splitlines()) == 1

@@ -72,19 +72,15 @@ def run(args: argparse.Namespace) -> int:
     from sgjax.checkpoint import load_run_state
     from sgjax.vectors import write_word2vec
 
-    try:
-        vocab, params, meta = load_run_state(args.run)
-        vectors = select_vectors(vocab.words, params, args.which)
-    except (OSError, ValueError) as e:
-        print(f"sgjax export: error: {e}", file=sys.stderr)
-        return 2
+    # a bad run directory or an unwritable --out: one line and exit code 2 (sgjax.cli)
+    vocab, params, meta = load_run_state(args.run)
+    vectors = select_vectors(vocab.words, params, args.which)
     binary = args.format == "binary"
     out = args.out or str(Path(args.run) / f"vectors.{args.which}.{'bin' if binary else 'txt'}")
     try:
         write_word2vec(vectors, out, binary=binary)
     except OSError as e:
-        print(f"sgjax export: error: cannot write {out}: {e.strerror or e}", file=sys.stderr)
-        return 1
+        raise OSError(e.errno, f"cannot write: {e.strerror or e}", out) from None
     print(
         f"sgjax export: {len(vectors)} words x {vectors.dim} ({LABELS[args.which]}, "
         f"{args.format}) from the checkpoint at step {meta.get('step')} "
