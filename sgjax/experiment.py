@@ -227,8 +227,11 @@ class _Progress:
 
 
 def _append_jsonl(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record) + "\n")
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+    except OSError as e:  # a full disk: name the file
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
 
 
 def train(
@@ -401,9 +404,17 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
         # (a thread writing the files while the evaluation runs saves nothing: the text
         # file's formatting holds the GIL, ~0.6 s for realtext-v1's 25,939 x 100 floats)
         with clock("write"):
-            write_word2vec(vectors, out / "vectors.bin", binary=True)
-            write_word2vec(vectors, out / "vectors.txt", binary=False)
-            checkpoint.write_text_atomic(out / "scores.json", json.dumps(scores, indent=1))
+            try:
+                write_word2vec(vectors, out / "vectors.bin", binary=True)
+                write_word2vec(vectors, out / "vectors.txt", binary=False)
+                checkpoint.write_text_atomic(out / "scores.json", json.dumps(scores, indent=1))
+            except OSError as e:  # a full disk: the last checkpoint still holds the vectors
+                if saver is not None:
+                    saver.wait(raise_errors=False)
+                hint = f"the trained state is in {out}/checkpoints; `sgjax export --run {out}`"
+                raise OSError(
+                    e.errno, f"{e.strerror or e} ({hint} writes it)", e.filename
+                ) from None
     if saver is not None:
         with clock("checkpoint"):  # the last epoch's, written during evaluation and writing
             saver.wait()
