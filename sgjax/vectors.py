@@ -2,30 +2,26 @@
 
 The learned input vectors v_w (rows of the paper's W, V x N) are what a run hands to the
 world. :class:`WordVectors` holds them with their words; :func:`read_word2vec` and
-:func:`write_word2vec` move them to and from the files of the C tool (word2vec.c) and gensim:
+:func:`write_word2vec` move them to and from the files of the C tool (word2vec.c) and gensim.
+The formats themselves, and exactly what the reader accepts, are in :mod:`sgjax.vectors_io`
+(a word is any non-empty string without ASCII whitespace; values are finite float32).
 
-- text:   ``"V N\\n"`` then one ``"word x_1 ... x_N\\n"`` line per word;
-- binary: ``"V N\\n"`` then per word ``word`` + ``" "`` + N little-endian float32 + ``"\\n"``
-  (word2vec.c writes the newline, gensim 4 does not; both of them, and this reader, accept
-  either).
-
-Readers parse in bulk with numpy (no per-float Python) and raise :class:`VectorsFormatError`
-naming the file and the line (text) or byte offset (binary) of the first problem. Paths ending
-in ``.gz`` are (de)compressed transparently; byte offsets then refer to the decompressed data.
+Readers parse in bulk with numpy (no per-float Python on well-formed files) and raise
+:class:`VectorsFormatError` naming the file and the line (text) or byte offset (binary) of the
+first problem. Paths ending in ``.gz`` are (de)compressed transparently.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from sgjax.vectors_io import VectorsFormatError, detect_binary, read_arrays, write_arrays
 
 __all__ = [
     "VectorsFormatError",
@@ -36,21 +32,6 @@ __all__ = [
 ]
 
 PathLike = str | os.PathLike[str]
-_WHITESPACE = re.compile(r"\s")
-
-
-class VectorsFormatError(ValueError):
-    """A malformed word2vec file. ``line`` (1-based, text) or ``offset`` (bytes) says where."""
-
-    def __init__(
-        self, path: PathLike, message: str, *, line: int | None = None, offset: int | None = None
-    ) -> None:
-        self.path, self.line, self.offset = str(path), line, offset
-        where = [f"line {line}"] if line is not None else []
-        if offset is not None:
-            where.append(f"byte offset {offset}")
-        prefix = f"{path}: {', '.join(where)}" if where else str(path)
-        super().__init__(f"{prefix}: {message}")
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -190,7 +171,7 @@ class WordVectors:
         dists = self.unit[:rows] @ mean
         if topn is None:
             return dists
-        masked = dists.copy()
+        masked = np.where(np.isnan(dists), np.float32(-np.inf), dists)  # nan rows rank last
         masked[[i for i in exclude if i < rows]] = -np.inf
         k = min(topn, rows - sum(i < rows for i in exclude))
         best = _top_k(masked, k)
@@ -223,71 +204,6 @@ def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 
 # --- files ------------------------------------------------------------------------------------
-def _read_bytes(path: PathLike) -> bytes:
-    with open(path, "rb") as f:
-        data = f.read()
-    if not str(path).endswith(".gz"):
-        return data
-    try:
-        return gzip.decompress(data)
-    except (OSError, EOFError) as e:  # BadGzipFile, truncated stream
-        raise VectorsFormatError(path, f"not a complete gzip file ({e})") from None
-
-
-def _parse_header(path: PathLike, data: bytes) -> tuple[int, int, int]:
-    """(V, N, offset of the first record) from the ``"V N\\n"`` header."""
-    end = data.find(b"\n")
-    if end < 0:
-        raise VectorsFormatError(
-            path, "no header line 'VOCAB_SIZE DIM' (file has no newline)", line=1, offset=0
-        )
-    fields = data[:end].split()
-    try:
-        if len(fields) != 2:
-            raise ValueError
-        v, n = int(fields[0]), int(fields[1])
-        if v < 0 or n < 1:
-            raise ValueError
-    except ValueError:
-        shown = data[: min(end, 80)].decode("utf-8", "replace")
-        raise VectorsFormatError(
-            path,
-            f"bad header {shown!r}: expected 'VOCAB_SIZE DIM' "
-            "(integers, VOCAB_SIZE >= 0, DIM >= 1)",
-            line=1,
-            offset=0,
-        ) from None
-    return v, n, end + 1
-
-
-def _looks_like_text(data: bytes, start: int, dim: int) -> bool:
-    """Whether the first record after the header is a text line of one word and dim numbers."""
-    end = data.find(b"\n", start, start + (1 << 20))
-    line = data[start:] if end < 0 else data[start:end]
-    fields = line.split()
-    if len(fields) != dim + 1:
-        return False
-    try:
-        line.decode("utf-8")
-        [float(x) for x in fields[1:]]
-    except ValueError:
-        return False
-    return True
-
-
-def detect_binary(path: PathLike) -> bool:
-    """True if ``path`` holds the binary word2vec format, False if text (checks the header and
-    whether the first record parses as a text line of a word and N numbers)."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    try:
-        with opener(path, "rb") as f:
-            data = f.read(1 << 21)  # the header and the first record are enough
-    except (EOFError, gzip.BadGzipFile) as e:
-        raise VectorsFormatError(path, f"not a complete gzip file ({e})") from None
-    v, n, start = _parse_header(path, data)
-    return v > 0 and not _looks_like_text(data, start, n)
-
-
 def read_word2vec(
     path: PathLike,
     binary: bool | None = None,
@@ -295,161 +211,26 @@ def read_word2vec(
     limit: int | None = None,
     unicode_errors: str = "strict",
     duplicates: str = "error",
+    allow_nonfinite: bool = False,
 ) -> WordVectors:
     """Read a word2vec text or binary file (``binary=None``: detect which).
 
     ``limit`` reads only the first ``limit`` vectors. ``unicode_errors`` is passed to
     ``bytes.decode`` for the words ("replace" or "ignore" help with word2vec.c files whose
     long words were cut inside a multi-byte character). ``duplicates="first"`` keeps the
-    first vector of a repeated word, as gensim does; the default raises.
+    first vector of a repeated word, as gensim does; the default raises. A nan or inf value
+    raises too (it would silently spoil every cosine of its word) unless ``allow_nonfinite``.
     Raises :class:`VectorsFormatError` for a malformed file.
     """
-    if duplicates not in ("error", "first"):
-        raise ValueError(f"duplicates must be 'error' or 'first', not {duplicates!r}")
-    data = _read_bytes(path)
-    v, n, start = _parse_header(path, data)
-    if binary is None:
-        binary = v > 0 and not _looks_like_text(data, start, n)
-    count = v if limit is None else min(v, max(limit, 0))
-    reader = _read_binary if binary else _read_text
-    words, matrix, where = reader(path, data, start, v, n, count, unicode_errors, limit is None)
-    seen: dict[str, int] = {}
-    keep: list[int] = []
-    for i, w in enumerate(words):
-        first = seen.setdefault(w, i)
-        if first == i:
-            keep.append(i)
-        elif duplicates == "error":
-            place = " ".join(
-                f"{k.replace('offset', 'byte offset')} {x}" for k, x in where(first).items()
-            )
-            raise VectorsFormatError(
-                path, f"duplicate word {w!r} (first seen at {place})", **where(i)
-            )
-    if len(keep) < len(words):
-        words = [words[i] for i in keep]
-        matrix = matrix[keep]
-    index = {w: k for k, w in enumerate(words)}
-    return WordVectors(tuple(words), index, matrix)
-
-
-def _decode(path, raw: bytes, errors: str, where: dict[str, int]) -> str:
-    try:
-        word = raw.decode("utf-8", errors)
-    except UnicodeDecodeError as e:
-        if "offset" in where:
-            where = {"offset": where["offset"] + e.start}
-        raise VectorsFormatError(
-            path, f"word {raw!r} is not valid UTF-8 ({e.reason})", **where
-        ) from None
-    if not word:
-        raise VectorsFormatError(path, "empty word", **where)
-    return word
-
-
-def _read_text(path, data, start, v, n, count, errors, check_rest):
-    pieces = data[start:].split(b"\n", count)
-    lines, rest = pieces[:count], (pieces[count] if len(pieces) > count else b"")
-    if len(pieces) <= count and lines and not lines[-1].strip():
-        lines.pop()  # the newline after the last line that is there, not an empty record
-    if len(lines) < count:
-        raise VectorsFormatError(
-            path,
-            f"unexpected end of file: the header declares {v} vectors, found {len(lines)}",
-            line=len(lines) + 2,
-        )
-    if check_rest and rest.strip():
-        raise VectorsFormatError(
-            path, f"more lines than the {v} vectors the header declares", line=count + 2
-        )
-    words: list[str] = []
-    values: list[bytes] = []
-    for i, line in enumerate(lines):
-        word, _, vals = line.partition(b" ")
-        words.append(_decode(path, word, errors, {"line": i + 2}))
-        values.append(vals)
-    if not count:
-        return words, np.zeros((0, n), np.float32), lambda i: {"line": i + 2}
-    try:
-        matrix = np.loadtxt(values, dtype=np.float32, comments=None, ndmin=2)
-    except ValueError:
-        matrix = None
-    if matrix is None or matrix.shape != (count, n):
-        _locate_bad_text_row(path, words, values, n)  # raises
-    return words, matrix, lambda i: {"line": i + 2}
-
-
-def _locate_bad_text_row(path, words, values, n):
-    """Slow path: find and report the first line whose values are not n numbers."""
-    for i, (word, vals) in enumerate(zip(words, values, strict=True)):
-        fields = vals.split()
-        if len(fields) != n:
-            raise VectorsFormatError(
-                path,
-                f"expected {n} values after the word {word!r}, found {len(fields)}",
-                line=i + 2,
-            )
-        for j, x in enumerate(fields):
-            try:
-                float(x)
-            except ValueError:
-                shown = x[:40].decode("utf-8", "replace")
-                raise VectorsFormatError(
-                    path, f"value {j + 1} of word {word!r} is not a number: {shown!r}", line=i + 2
-                ) from None
-    raise VectorsFormatError(path, "could not parse the vector values")
-
-
-def _read_binary(path, data, start, v, n, count, errors, check_rest):
-    nbytes = 4 * n
-    size = len(data)
-    # every record takes at least nbytes + 2 bytes ("w "): a header that declares more records
-    # than fit fails in the loop below, at the first record that is cut short
-    fits = min(count, (size - start) // (nbytes + 2))
-    words: list[str] = []
-    starts = np.empty(fits, np.int64)  # where each record's word begins
-    matrix = np.empty((fits, n), np.float32)
-    buf = np.frombuffer(data, np.uint8)
-    pos = start
-    for i in range(count):
-        while pos < size and data[pos] == 10:  # word2vec.c's "\n" after each vector
-            pos += 1
-        space = data.find(b" ", pos)
-        if space < 0:
-            raise VectorsFormatError(
-                path,
-                f"truncated binary file: record {i + 1} of {v} has no word "
-                f"(expected 'word ' and {nbytes} bytes)",
-                offset=pos,
-            )
-        raw = data[pos:space]
-        if b"\n" in raw:
-            raise VectorsFormatError(
-                path,
-                f"record {i + 1} of {v}: word contains a newline; is this a text-format "
-                "file, or is the header's dimension wrong?",
-                offset=pos,
-            )
-        words.append(_decode(path, raw, errors, {"offset": pos}))
-        if space + 1 + nbytes > size:
-            raise VectorsFormatError(
-                path,
-                f"truncated binary file: word {words[-1]!r} (record {i + 1} of {v}) "
-                f"needs {nbytes} bytes of vector, {size - space - 1} left",
-                offset=space + 1,
-            )
-        starts[i] = pos
-        pos = space + 1
-        matrix[i] = buf[pos : pos + nbytes].view("<f4")
-        pos += nbytes
-    if check_rest:
-        while pos < size and data[pos] == 10:
-            pos += 1
-        if pos < size:
-            raise VectorsFormatError(
-                path, f"unexpected data after the {v} vectors the header declares", offset=pos
-            )
-    return words, matrix, lambda i: {"offset": int(starts[i])}
+    words, matrix = read_arrays(
+        path,
+        binary,
+        limit=limit,
+        unicode_errors=unicode_errors,
+        duplicates=duplicates,
+        allow_nonfinite=allow_nonfinite,
+    )
+    return WordVectors(tuple(words), {w: k for k, w in enumerate(words)}, matrix)
 
 
 def write_word2vec(
@@ -461,35 +242,12 @@ def write_word2vec(
     newline: bool = True,
 ) -> None:
     """Write ``vectors`` in the word2vec text or binary format (atomically: a temporary file
-    is renamed into place).
+    is renamed into place, and removed if writing fails; the OSError then names ``path``).
 
-    Text values are printed with ``"%.{precision}g"``; the default 9 significant digits
-    restore every float32 exactly. Binary records end with ``"\\n"`` as word2vec.c writes them
-    (``newline=False`` gives gensim 4's layout); gensim and the C tool read both.
+    Any word the corpus reader makes is stored (words cannot be empty or hold ASCII
+    whitespace; ValueError otherwise). Text values are printed with ``"%.{precision}g"``; the
+    default 9 significant digits restore every float32 exactly. Binary records end with
+    ``"\\n"`` as word2vec.c writes them (``newline=False`` gives gensim 4's layout); gensim and
+    the C tool read both.
     """
-    for i, w in enumerate(vectors.words):
-        if not w or _WHITESPACE.search(w):
-            raise ValueError(
-                f"word {i} ({w!r}) is empty or contains whitespace; the word2vec "
-                "formats cannot store it"
-            )
-    v, n = vectors.matrix.shape
-    parts = [f"{v} {n}\n".encode()]
-    if binary:
-        rows = np.ascontiguousarray(vectors.matrix, dtype="<f4").tobytes()
-        end = b"\n" if newline else b""
-        step = 4 * n
-        for i, w in enumerate(vectors.words):
-            parts.append(w.encode() + b" " + rows[i * step : (i + 1) * step] + end)
-    else:
-        fmt = " ".join([f"%.{int(precision)}g"] * n)
-        for w, row in zip(vectors.words, vectors.matrix.tolist(), strict=True):
-            parts.append(f"{w} {fmt % tuple(row)}\n".encode())
-    data = b"".join(parts)
-    if str(path).endswith(".gz"):
-        data = gzip.compress(data)
-    target = Path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, target)
+    write_arrays(vectors.words, vectors.matrix, path, binary, precision=precision, newline=newline)
