@@ -211,7 +211,7 @@ def nearest_neighbors(
     unit = kv.unit
     idx = np.array([kv.index[w] for w in words])
     sims = unit[idx] @ unit[:rows].T
-    scores = sims.copy()
+    scores = np.where(np.isnan(sims), -np.inf, sims)  # a nan row (--allow-nonfinite) last
     own = idx < rows
     scores[np.flatnonzero(own), idx[own]] = -np.inf
     k = max(0, min(topn, rows - 1 if own.any() else rows))

@@ -449,9 +449,9 @@ def test_cli_eval_errors(tmp_path, capsys, trained):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"2 2\nthe 1 2\nof 1\n")
     rc, out, err = run_cli(capsys, "eval", "--vectors", str(bad))
-    assert rc == 1 and out == "" and "line 3" in err and "found 1" in err
+    assert rc == 2 and out == "" and "line 3" in err and "found 1" in err
     rc, out, err = run_cli(capsys, "eval", "--vectors", str(tmp_path / "missing.bin"))
-    assert rc == 1 and "No such file" in err
+    assert rc == 2 and "No such file" in err
     p = tmp_path / "v.bin"
     write_word2vec(trained, p, binary=True)
     oov_pairs = tmp_path / "oov.tsv"
@@ -462,7 +462,7 @@ def test_cli_eval_errors(tmp_path, capsys, trained):
     assert rc == 0 and "warning" in err and "no usable word pairs" in err
     assert json.loads(out)["similarity"][0]["spearman"] is None
     rc, out, err = run_cli(capsys, "eval", "--vectors", str(p), "--analogies", str(oov_pairs))
-    assert rc == 1 and "line 1: question before the first" in err
+    assert rc == 2 and "line 1: question before the first" in err
 
 
 def test_cli_neighbors(tmp_path, capsys, trained):
@@ -483,4 +483,4 @@ def test_cli_neighbors(tmp_path, capsys, trained):
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"2 2\nthe " + b"\0" * 8)
     rc, out, err = run_cli(capsys, "neighbors", "--vectors", str(bad), "--binary", "the")
-    assert rc == 1 and out == "" and "byte offset 16" in err
+    assert rc == 2 and out == "" and "byte offset 16" in err

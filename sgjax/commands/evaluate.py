@@ -5,7 +5,8 @@ table is also written to stderr, so `sgjax eval ... > scores.json` still shows i
 defaults are the data sets shipped with sgjax (questions-words.txt, WordSim-353) and
 gensim's protocol (first 300,000 words, case-insensitive, out-of-vocabulary questions
 skipped), so the numbers compare with gensim's evaluate_word_analogies/evaluate_word_pairs.
-Exit status: 0 on success, 1 if a file cannot be read or is malformed.
+A vectors file holding nan or inf values is refused unless --allow-nonfinite is given.
+Exit status: 0 on success, 2 if an argument is bad or a file cannot be read or is malformed.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="binary",
         action="store_false",
         help="the file is in the text format (default: detect)",
+    )
+    p.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="load a file holding nan or inf values (default: refuse it; scores involving "
+        "those words are meaningless)",
     )
     p.add_argument(
         "--analogies",
@@ -76,15 +83,23 @@ def run(args: argparse.Namespace) -> int:
 
     from sgjax.evaluate import EvaluationDataError, evaluate
     from sgjax.vectors import VectorsFormatError, detect_binary, read_word2vec
+    from sgjax.vectors_io import clip, find_nonfinite
 
     if args.restrict_vocab < 0:
         print("sgjax eval: error: --restrict-vocab must be >= 0", file=sys.stderr)
-        return 1
+        return 2
     t0 = time.perf_counter()
     try:
         binary = detect_binary(args.vectors) if args.binary is None else args.binary
-        kv = read_word2vec(args.vectors, binary)
+        kv = read_word2vec(args.vectors, binary, allow_nonfinite=args.allow_nonfinite)
         t1 = time.perf_counter()
+        bad = find_nonfinite(kv.matrix) if args.allow_nonfinite else None
+        if bad is not None:
+            print(
+                f"sgjax eval: warning: {args.vectors}: the vector of {clip(kv.words[bad[0]])} "
+                "(and maybe others) holds nan or inf; scores involving them are meaningless",
+                file=sys.stderr,
+            )
         out = {"vectors": {"path": args.vectors, "format": "binary" if binary else "text"}}
         out.update(
             evaluate(
@@ -99,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, VectorsFormatError, EvaluationDataError) as e:
         msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
         print(f"sgjax eval: error: {msg}", file=sys.stderr)
-        return 1
+        return 2
     out["vectors"].update(vocab_size=out.pop("vocab_size"), dim=out.pop("dim"))
     out["seconds"] = {
         "read": round(t1 - t0, 3),

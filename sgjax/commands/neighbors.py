@@ -4,7 +4,9 @@ Prints one JSON object on stdout: {"vectors": ..., "topn": N, "neighbors": {WORD
 cosine], ...]}, "unknown": [...]}. When stderr is a terminal (or with --table) a readable
 list is also written to stderr. A word that is not in the vocabulary is reported on stderr
 (with its case variants in the file, if any) and listed under "unknown"; it is not an error.
-Exit status: 0 on success, 1 if the file cannot be read or is malformed.
+A vectors file holding nan or inf values is refused unless --allow-nonfinite is given (a
+nan cosine is then printed as null). Exit status: 0 on success, 2 if an argument is bad or
+the file cannot be read or is malformed.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="the file is in the text format (default: detect)",
     )
+    p.add_argument(
+        "--allow-nonfinite",
+        action="store_true",
+        help="load a file holding nan or inf values (default: refuse it; scores involving "
+        "those words are meaningless)",
+    )
     p.add_argument("--topn", type=int, default=10, metavar="N", help="neighbours per word")
     p.add_argument(
         "--restrict-vocab",
@@ -48,21 +56,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import math
 
     from sgjax.evaluate import nearest_neighbors
     from sgjax.vectors import VectorsFormatError, read_word2vec
+    from sgjax.vectors_io import clip, find_nonfinite
 
     if args.topn < 1 or args.restrict_vocab < 0:
         print(
             "sgjax neighbors: error: --topn must be >= 1 and --restrict-vocab >= 0", file=sys.stderr
         )
-        return 1
+        return 2
     try:
-        kv = read_word2vec(args.vectors, args.binary)
+        kv = read_word2vec(args.vectors, args.binary, allow_nonfinite=args.allow_nonfinite)
     except (OSError, VectorsFormatError) as e:
         msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
         print(f"sgjax neighbors: error: {msg}", file=sys.stderr)
-        return 1
+        return 2
+    bad = find_nonfinite(kv.matrix) if args.allow_nonfinite else None
+    if bad is not None:
+        print(
+            f"sgjax neighbors: warning: {args.vectors}: the vector of {clip(kv.words[bad[0]])} "
+            "(and maybe others) holds nan or inf; cosines involving them are meaningless",
+            file=sys.stderr,
+        )
     known = [w for w in dict.fromkeys(args.words) if w in kv]
     unknown = [w for w in dict.fromkeys(args.words) if w not in kv]
     for w in unknown:
@@ -76,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     out = {
         "vectors": args.vectors,
         "topn": args.topn,
-        "neighbors": {w: [[n, s] for n, s in found[w]] for w in known},
+        "neighbors": {
+            w: [[n, s if math.isfinite(s) else None] for n, s in found[w]] for w in known
+        },
         "unknown": unknown,
     }
     print(json.dumps(out, ensure_ascii=False), flush=True)
