@@ -94,7 +94,7 @@ def test_report_without_matplotlib(finished, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(ImportError, match=r"pip install 'sgjax\[plot\]'"):
         report.write_report(finished, tmp_path / "figs")
-    assert cli_main(["report", str(finished), "--out", str(tmp_path / "figs")]) == 1
+    assert cli_main(["report", str(finished), "--out", str(tmp_path / "figs")]) == 2
     captured = capsys.readouterr()
     assert "pip install 'sgjax[plot]'" in captured.err and captured.out == ""
     assert not (tmp_path / "figs").exists()
@@ -128,7 +128,7 @@ def test_figures_without_data_are_skipped_with_a_note(tmp_path, capsys):
     # nothing at all to draw: exit 1
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert cli_main(["report", str(empty)]) == 1
+    assert cli_main(["report", str(empty)]) == 2
     assert "nothing to plot" in capsys.readouterr().err
 
 

@@ -4,8 +4,8 @@ and capitals by default) from the run's vectors (vectors.bin, or the newest chec
 unfinished run). A figure whose data the run lacks is skipped with a note on stderr.
 
 Prints the path of each PNG written, one a line. Needs matplotlib (pip install
-'sgjax[plot]'). Exit status: 0 if at least one figure was written, 1 if none could be (or
-matplotlib is missing, or a file is malformed), 2 if DIR is not a directory.
+'sgjax[plot]'). Exit status: 0 if at least one figure was written, 2 if none could be (DIR
+is not a run directory, matplotlib is missing, a file is malformed, nothing to plot).
 """
 
 from __future__ import annotations
@@ -45,16 +45,16 @@ def run(args: argparse.Namespace) -> int:
         )
     except ImportError as e:
         print(f"sgjax report: error: {e}", file=sys.stderr)
-        return 1
+        return 2
     except (OSError, ValueError) as e:
         msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
         print(f"sgjax report: error: {msg}", file=sys.stderr)
-        return 1
+        return 2
     for note in notes:
         print(f"sgjax report: {note}", file=sys.stderr)
     for path in written:
         print(path, flush=True)
     if not written:
         print(f"sgjax report: error: nothing to plot in {args.run}", file=sys.stderr)
-        return 1
+        return 2
     return 0
