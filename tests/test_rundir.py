@@ -160,7 +160,7 @@ def test_an_old_run_is_never_overwritten_without_overwrite(
         shutil.rmtree(run / name)
     files = {p: p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
     stamps = {p: p.stat().st_mtime_ns for p in files}
-    assert cli_main(args_for(corpus, run, "model.dim=6")) == 2
+    assert cli_main(args_for(corpus, run, "model.dim=6", "data.max_vocab_size=9")) == 2
     one_error_line(capsys, "already holds a run", "--overwrite", "vectors.bin")
     assert {p: p.read_bytes() for p in files} == files  # the cache too
     assert {p: p.stat().st_mtime_ns for p in files} == stamps
@@ -312,3 +312,29 @@ def test_full_disk_while_encoding_is_one_line_and_leaves_no_partial_file(corpus,
     assert len(err.splitlines()) == 1 and "File too large" in err, err
     assert str(out / "cache") in err
     assert not [f for f in (out / "cache").iterdir() if "tmp" in f.name]
+
+
+def test_full_disk_while_writing_the_vectors_keeps_the_checkpoint(tmp_path):
+    """A full disk while writing vectors.txt gave a traceback and left vectors.txt.tmp.
+    Now: one line naming the file and how to get the vectors once there is room."""
+    rng = np.random.default_rng(1)
+    words = np.array([f"w{i}" for i in range(3000)])
+    wide = tmp_path / "wide.txt"  # a wide vocabulary: vectors.txt is the largest file
+    wide.write_text("\n".join(" ".join(rng.choice(words, 10)) for _ in range(1500)) + "\n")
+    out = tmp_path / "run"
+    args = args_for(str(wide), out, "model.dim=64", "train.epochs=1")
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        from sgjax.cli import main
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_500_000, 1_500_000))
+        sys.exit(main({args!r}))
+        """
+    )
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "File too large" in err, err
+    assert str(out / "vectors.txt") in err and "sgjax export" in err
+    assert not [f.name for f in out.iterdir() if f.name.endswith(".tmp")]
+    assert cli_main(["export", "--run", str(out), "--format", "text"]) == 0
