@@ -7,8 +7,8 @@ interrupted run) and its vocab.txt; the corpus is not read. --which chooses the 
 hierarchical softmax W_out holds the V-1 inner nodes of the Huffman tree, not words);
 ``both``: v_w + v'_w (the "w + c" vectors of Levy, Goldberg and Dagan 2015; GloVe's W + W~).
 Prints the path written on stdout and a summary on stderr.
-Exit status: 0 on success, 1 if the output cannot be written, 2 if the run directory, its
-checkpoint or its vocabulary is missing or unusable, or --which cannot apply to the run.
+Exit status: 0 on success, 2 if the run directory, its checkpoint or its vocabulary is
+missing or unusable, --which cannot apply to the run, or the output cannot be written.
 """
 
 from __future__ import annotations
