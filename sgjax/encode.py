@@ -412,9 +412,9 @@ def encode_corpus(
         if cache is not None:
             (cache / f"manifest.json{tmp}").unlink(missing_ok=True)
         raise
-    finally:
+    finally:  # (the vocabulary's pass over the same files has warned of replacements)
         if stats.replacements:
-            log.warning("corpus: %s", stats.report())
+            log.info("corpus: %s", stats.report())
     found = _load_cached(cache, key)
     assert found is not None, f"just-written cache in {cache} does not load"
     return EncodedCorpus(
