@@ -17,6 +17,7 @@ rule pair by pair). Errors are maximised over the parameter leaves:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -29,6 +30,31 @@ from sgjax.rules import explicit_grads, value_and_rule
 from sgjax.vocab import vocab_from_counts
 
 TOLERANCE = 1e-9
+
+#: The smallest value of each argument of :func:`random_problem`, and why.
+MINIMUM: dict[str, tuple[int, str]] = {
+    "vocab_size": (2, "hierarchical softmax's Huffman tree needs two words"),
+    "dim": (1, "a vector needs a component"),
+    "batch_size": (4, "examples 0-2 hold the planted cases, the last one is all padding"),
+    "window": (1, "a context slot on each side"),
+    "seed": (0, "numpy's generator takes no negative seeds"),
+}
+
+
+def argument_errors(
+    args: Mapping[str, Any], models: Sequence[ModelSpec] = (), name: Callable[[str], str] = str
+) -> list[str]:
+    """A message for each of ``args`` below its :data:`MINIMUM`, the argument called
+    ``name(key)``; ``negatives`` must be >= 1 where one of ``models`` draws them, else >= 0
+    (the layers that draw none ignore it)."""
+    draws = ", ".join(dict.fromkeys(m.output for m in models if m.layer.draws))
+    why = f"{draws} draw K noise words" if draws else "no layer checked draws noise words"
+    minimum = {**MINIMUM, "negatives": (1 if draws else 0, why)}
+    return [
+        f"{name(k)} must be >= {lo}, got {args[k]} ({why})"
+        for k, (lo, why) in minimum.items()
+        if k in args and args[k] < lo
+    ]
 
 
 def toy_vocab(vocab_size: int, seed: int = 0):
@@ -51,8 +77,9 @@ def random_problem(
     """``(params, batch, consts)``: parameters N(0, 0.5^2) (not the zero W_out of the
     reference initialisation, which would make half of the gradient trivially zero), a
     completed batch and the layer's device constants."""
-    if batch_size < 4 or vocab_size < 4 or window < 1:
-        raise ValueError("need batch_size >= 4, vocab_size >= 4, window >= 1")
+    sizes = dict(vocab_size=vocab_size, dim=dim, batch_size=batch_size, window=window, seed=seed)
+    if errors := argument_errors(sizes):
+        raise ValueError("; ".join(errors))
     rng = np.random.default_rng(seed)
     V, N, B, C = vocab_size, dim, batch_size, 2 * window
     layer = model.layer
@@ -85,7 +112,7 @@ def _plant(neg: np.ndarray, model: ModelSpec, batch: dict) -> np.ndarray:
     T = targets.shape[1]
     if neg.ndim == 2:  # shared by the example's pairs
         neg[0, 0] = targets[0, 0]  # with T > 1: = targets[0, 1], skipped in two pairs
-        neg[2, 1] = targets[2, T - 1]
+        neg[2, 1 % neg.shape[1]] = targets[2, T - 1]
         neg[1, 2 % neg.shape[1]] = int(batch["context"][1, 0])  # an input word: kept
     else:  # (B, H, T, K): one set per pair
         neg[0, 0, 0, 0] = targets[0, 0]

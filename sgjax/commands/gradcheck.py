@@ -5,7 +5,8 @@ Prints one JSON object per (model, output layer): by default the paper's two arc
 <= 1e-9: ``max_rel_err`` (rule against autodiff) and ``pairwise_rel_err`` (the shared-rows
 form against the same rule computed pair by pair). ``--all-variants`` adds skip-gram in
 word2vec.c's orientation (``"model": "skipgram_context"``), negatives shared per example
-(``"shared_negatives": true``) and CBOW's word2vec.c input update.
+(``"shared_negatives": true``) and CBOW's word2vec.c input update. An argument below its
+minimum (listed with each) is refused before anything runs: one line, exit code 2.
 """
 
 from __future__ import annotations
@@ -26,12 +27,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="append",
         help="output layer(s) (default: all registered)",
     )
-    p.add_argument("--vocab-size", type=int, default=50)
-    p.add_argument("--dim", type=int, default=8)
-    p.add_argument("--batch-size", type=int, default=12)
-    p.add_argument("--window", type=int, default=3)
-    p.add_argument("--negatives", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--vocab-size", type=int, default=50, help="words (>= 2, the Huffman tree's minimum)"
+    )
+    p.add_argument("--dim", type=int, default=8, help="vector dimension (>= 1)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=12,
+        help="examples (>= 4: three hold planted cases, the last is all padding)",
+    )
+    p.add_argument("--window", type=int, default=3, help="context slots each side (>= 1)")
+    draws = [name for name, layer in REGISTRY.items() if layer.draws]
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=4,
+        help=f"K noise words of the layers that draw them: >= 1 with {', '.join(draws)}; "
+        "the others ignore it (>= 0 when only they are checked)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (>= 0)")
     p.add_argument("--all-variants", action="store_true", help="check the variants above too")
 
 
@@ -39,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
     import dataclasses
     import json
 
-    from sgjax.gradcheck import check, variants
+    from sgjax.gradcheck import argument_errors, check, variants
 
+    models = variants(args.model, args.output, args.all_variants)
+    flag = "--{}".format
+    if errors := argument_errors(vars(args), models, lambda k: flag(k.replace("_", "-"))):
+        raise ValueError("; ".join(errors))  # one line, exit code 2 (sgjax.cli)
     ok = True
-    for model in variants(args.model, args.output, args.all_variants):
+    for model in models:
         model = dataclasses.replace(model, negatives=args.negatives)
         r = check(
             model,
