@@ -10,8 +10,9 @@ return an ``optax.GradientTransformation`` (the optimizer is called with
 
 :func:`check_optimizer` runs at load time (from :func:`sgjax.config._validate`): every name
 resolves and every keyword argument is a parameter of its callable (a chain entry's required
-ones present), with the key (``optimizer.chain[0]``) and where it was set in each message;
-:mod:`sgjax.optim` builds and probes the result.
+ones present) whose value is of the parameter's kind (a number, true/false, a string, one of a
+Literal's choices: :func:`expected_kind`), with the key (``optimizer.chain[0]``) and where it
+was set in each message; :mod:`sgjax.optim` builds and probes the result.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import difflib
 import functools
 import importlib
 import inspect
+import types
+import typing
+from collections import abc
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -157,6 +161,7 @@ def check_optimizer(o: OptimizerConfig, where: dict[str, str], source: str) -> N
         _check_kwarg(
             params,
             k,
+            o.kwargs[k],
             key,
             origin(where, source, key),
             display(o.name),
@@ -181,7 +186,7 @@ def _check_chain_entry(
         )
     params = _parameters(resolve(name, key, here))
     for k in kwargs:
-        _check_kwarg(params, k, f"{key}.{name}.{k}", here, display(name))
+        _check_kwarg(params, k, kwargs[k], f"{key}.{name}.{k}", here, display(name))
     required = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     missing = [
         p
@@ -211,14 +216,18 @@ def _takes_any(params: Mapping[str, inspect.Parameter]) -> bool:
 def _check_kwarg(
     params: Mapping[str, inspect.Parameter] | None,
     k: str,
+    value: Any,
     key: str,
     here: str,
     what: str,
     skip: str = "",
     tail: str = "",
 ) -> None:
-    """ConfigError naming ``key`` unless ``k`` is a parameter of ``what`` (or it takes any)."""
-    if params is None or k in params or _takes_any(params):
+    """ConfigError naming ``key`` unless ``k`` is a parameter of ``what`` (or it takes any)
+    and ``value`` is of its kind."""
+    if params is not None and k in params:
+        return _check_value(params[k], value, key, here, what)
+    if params is None or _takes_any(params):
         return
     valid = [p for p in params if p != skip]
     close = difflib.get_close_matches(k, valid, n=3)
@@ -227,3 +236,51 @@ def _check_kwarg(
         f"{here}: {key}: {what} has no parameter {k!r}; {hint}"
         f"valid: {', '.join(valid) or '(none)'}{tail}"
     )
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+#: The kinds of config value a parameter can take, by the type of its default or annotation,
+#: the first that a union holds winning (optax's ArrayLike holds bool, int and float: a
+#: number): (description, test). Values of other parameters are not checked.
+KINDS: dict[type, tuple[str, Callable[[Any], bool]]] = {
+    float: ("a number", _is_number),
+    int: ("a number", _is_number),
+    str: ("a string", lambda v: isinstance(v, str)),
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+}
+
+_CONTAINERS = (tuple, list, dict, abc.Sequence, abc.Iterable, abc.Mapping)
+
+
+def expected_kind(p: inspect.Parameter) -> tuple[str, Callable[[Any], bool]] | None:
+    """(description, test) of the config values parameter ``p`` accepts, from its default's
+    type, else its annotation (a type, a union of types or a Literal); None (not checked) if
+    neither tells, or the annotation holds Any, a container or both numbers and strings."""
+    hint = p.annotation
+    if typing.get_origin(hint) is typing.Literal:
+        choices = typing.get_args(hint)
+        return f"one of {', '.join(map(repr, choices))}", lambda v: v in choices
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if union else (hint,)
+    if Any in args or (str in args and float in args):
+        return None
+    if any((typing.get_origin(a) or a) in _CONTAINERS for a in args):
+        return None
+    none_ok = p.default is None or type(None) in args
+    if p.default is not p.empty and p.default is not None:
+        args = (type(p.default),)
+    kind = next((KINDS[t] for t in KINDS if t in args), None)
+    if kind is None or not none_ok:
+        return kind
+    return f"{kind[0]} or null", lambda v: v is None or kind[1](v)
+
+
+def _check_value(p: inspect.Parameter, value: Any, key: str, here: str, what: str) -> None:
+    """ConfigError naming ``key``, ``value`` and the kind ``p`` takes if ``value`` is not one."""
+    kind = expected_kind(p)
+    if kind is not None and not kind[1](value):
+        default = "" if p.default is p.empty else f" (default {p.default!r})"
+        raise ConfigError(f"{here}: {key}={value!r}: {what}'s {p.name} takes {kind[0]}{default}")

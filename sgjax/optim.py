@@ -394,8 +394,8 @@ def _probe_setup(tx: optax.GradientTransformation, part: _Part):
     except Exception as e:  # noqa: BLE001 - any failure means: cannot drive this optimizer
         raise ConfigError(
             f"{part.label}: {display(part.name)} does not run as update(grads, state, params) "
-            f"({type(e).__name__}: {e}); it needs more than gradients (e.g. a loss value) and "
-            "is not supported"
+            f"({type(e).__name__}: {e}): check its arguments; if it needs more than gradients "
+            "(e.g. a loss value), it is not supported"
         ) from None
     return rng, params, state
 
