@@ -282,6 +282,14 @@ def to_yaml(cfg: Config) -> str:
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
 
 
+def x64_enabled() -> bool:
+    """Whether JAX makes float64 arrays now (``JAX_ENABLE_X64=1``, ``jax_enable_x64``)."""
+    import jax
+    import numpy as np
+
+    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+
 def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     """Range and cross-field checks; the schema has already checked types and enums."""
     from sgjax.config_defaults import model_defaults, model_parts
@@ -414,6 +422,12 @@ def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
         f"must be a multiple of train.batch_parts={t.batch_parts}",
     )
     check(0 <= t.seed < 2**32, "train.seed", "must be in [0, 2**32)")
+    if t.dtype == DType.float64 and not x64_enabled():  # JAX would make float32 tables
+        raise ConfigError(
+            f"{_origin(where, source, 'train.dtype')}: train.dtype=float64 needs JAX's 64-bit "
+            "mode, which is off: set JAX_ENABLE_X64=1 in the environment, or call "
+            'jax.config.update("jax_enable_x64", True) before loading the config'
+        )
     check(
         t.checkpoint_every_steps >= 0,
         "train.checkpoint_every_steps",
