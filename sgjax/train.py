@@ -46,7 +46,7 @@ from sgjax.sparse import RowGrads, row_totals
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; the message names the step and the last checkpoint."""
+    """The loss became NaN or infinite; the message names the step and the checkpoint kept."""
 
 
 class RecompilationError(RuntimeError):
@@ -440,12 +440,12 @@ def fit(
                     first_call = (time.perf_counter() - t0, int(state.words) - words0)
                 step = int(state.step)
                 if not m["finite"]:
-                    where = hooks.checkpoint(None, "nonfinite")
+                    kept = hooks.checkpoint(None, "nonfinite")
+                    kept = f"the last good checkpoint is kept ({kept})" if kept else ""
                     raise NonFiniteLossError(
                         f"non-finite loss or parameters in epoch {epoch + 1} at or before "
-                        f"step {step}; "
-                        f"training stopped, the last good checkpoint is kept ({where}). "
-                        "Try a lower optimizer.learning_rate."
+                        f"step {step}; training stopped, {kept or 'no checkpoint was written yet'}"
+                        ". Try a lower optimizer.learning_rate."
                     )
                 loss_sum += float(m["loss"])
                 terms_sum += float(m["terms"])
