@@ -330,6 +330,17 @@ def restore(path: str | os.PathLike, target: Any, *, pad_rows: bool = False) -> 
     return state, meta
 
 
+def _saved_output(config_path: Path) -> str:
+    """``model.output`` of a run's config.yaml, read without validating the whole config
+    (whose checks, such as float64 needing JAX's x64 mode, are for training)."""
+    import yaml
+
+    try:
+        return str(yaml.safe_load(config_path.read_text(encoding="utf-8"))["model"]["output"])
+    except (KeyError, TypeError, yaml.YAMLError):
+        return str(load_config(config_path).model.output)
+
+
 def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndarray], dict]:
     """``(vocab, params, meta)`` of a run directory's newest checkpoint: its vocabulary
     (``vocab.txt``), the parameters ``{"W": (V, N), "W_out": (V, N) or (V-1, N)}`` as numpy
@@ -379,7 +390,7 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndar
     V = len(vocab)
     rows = {"W": V}
     if (run / "config.yaml").is_file():
-        rows = table_rows(V, str(load_config(run / "config.yaml").model.output))
+        rows = table_rows(V, _saved_output(run / "config.yaml"))
     for k, n in rows.items():
         x = params.get(k)
         if x is None or x.ndim != 2 or x.shape[0] < n or np.any(x[n:]):

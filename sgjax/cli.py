@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 
 # name -> (module under sgjax.commands, one-line help). Each module keeps its heavy imports
@@ -38,8 +40,15 @@ def one_line(e: BaseException) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line (exit code 2) like other errors."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sgjax", description=__doc__)
+    parser = _Parser(prog="sgjax", description=__doc__)
     parser.add_argument(
         "--debug",
         action="store_true",
@@ -55,6 +64,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """SIGTERM raises KeyboardInterrupt("SIGTERM") as Ctrl-C does, so that partial files
+    are removed on the way out (training turns both into a checkpoint, sgjax.train)."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    try:
+        old = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
 def main(argv: list[str] | None = None) -> int:
     args_list = sys.argv[1:] if argv is None else argv
     parser = build_parser()
@@ -65,8 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
-    if args.debug:
-        return int(args._run(args) or 0)
+    with _sigterm_interrupts():
+        if args.debug:
+            return int(args._run(args) or 0)
+        try:
+            return _run(args)
+        except KeyboardInterrupt as e:  # outside training (which checkpoints): files are atomic
+            why = str(e) or "SIGINT"
+            print(f"sgjax {args.command}: stopped by {why}", file=sys.stderr)
+            return 128 + signal.Signals.__members__.get(why, signal.SIGINT)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args._run(args) or 0)
     except INPUT_ERRORS as e:

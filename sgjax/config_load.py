@@ -36,6 +36,8 @@ def load_file(
             text = f.read()
     except OSError as e:
         raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (invalid byte at offset {e.start})") from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None and not isinstance(node, yaml.MappingNode):

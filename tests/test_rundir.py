@@ -338,3 +338,58 @@ def test_full_disk_while_writing_the_vectors_keeps_the_checkpoint(tmp_path):
     assert str(out / "vectors.txt") in err and "sgjax export" in err
     assert not [f.name for f in out.iterdir() if f.name.endswith(".tmp")]
     assert cli_main(["export", "--run", str(out), "--format", "text"]) == 0
+
+
+def test_sigterm_while_encoding_leaves_no_partial_file(corpus, tmp_path, monkeypatch, capsys):
+    """SIGTERM before training (here: while the corpus is encoded into the cache) stops with
+    one line and exit code 143, and the cache holds no partial file."""
+    import sgjax.encode as encode
+
+    real = encode._encode_chunk
+
+    def encode_then_terminate(*a, **k):
+        out = real(*a, **k)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return out
+
+    monkeypatch.setattr(encode, "_encode_chunk", encode_then_terminate)
+    out = tmp_path / "run"
+    assert cli_main(args_for(corpus, out)) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip() == "sgjax train: stopped by SIGTERM"
+    assert list((out / "cache").iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["gradcheck", "--dim", "abc"], "argument --dim: invalid int value"),
+        (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    ],
+)
+def test_bad_arguments_are_one_line(capsys, argv, needle):
+    """argparse's own errors were two lines (usage, then the error)."""
+    with pytest.raises(SystemExit) as e:
+        cli_main(argv)
+    assert e.value.code == 2
+    one_error_line(capsys, needle, "--help")
+
+
+def test_config_that_is_not_utf8_names_the_file(tmp_path, capsys):
+    """A config file of invalid UTF-8 gave "'utf-8' codec can't decode ..." without the
+    file's name."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b"\xff\xfe\x00model: {}\n")
+    assert cli_main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    one_error_line(capsys, str(bad), "not UTF-8")
+
+
+def test_a_float64_run_reads_back_without_x64(tmp_path):
+    """Reading a run (export, report) needs only config.yaml's model.output, not the
+    training checks (float64 needs JAX's x64 mode to train, not to be read)."""
+    from sgjax.config import load_config, to_yaml
+
+    text = to_yaml(load_config(None, ["model.output=hierarchical"]))
+    assert "dtype: float32" in text
+    (tmp_path / "config.yaml").write_text(text.replace("dtype: float32", "dtype: float64"))
+    assert checkpoint._saved_output(tmp_path / "config.yaml") == "hierarchical"
