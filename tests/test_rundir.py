@@ -19,24 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_train import _interrupt_after, params_of, tiny_cfg, write_toy_corpus
+from test_train import TINY, _interrupt_after, params_of, tiny_cfg, write_toy_corpus
 
 from sgjax import checkpoint, rundir
 from sgjax.cli import main as cli_main
 from sgjax.experiment import train
-
-BASE = [
-    "data.min_count=1",
-    "data.sample=0",
-    "model.dim=8",
-    "model.window=2",
-    "model.negatives=3",
-    "train.epochs=2",
-    "train.batch_size=64",
-    "train.steps_per_call=8",
-    "eval.analogies=false",
-    "eval.similarity=false",
-]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +41,7 @@ def finished(corpus, tmp_path_factory) -> Path:
 
 def args_for(corpus: str, out, *extra: str) -> list[str]:
     args = ["train", "--quiet", "--out", str(out)]
-    for o in (f"data.corpus={corpus}", *BASE, *extra):
+    for o in (f"data.corpus={corpus}", *TINY, *extra):
         args += ["--set", o]
     return args
 

@@ -56,21 +56,23 @@ def corpus(tmp_path_factory) -> str:
     return write_toy_corpus(tmp_path_factory.mktemp("corpus"))
 
 
+#: The overrides of a tiny run (besides data.corpus), for the API and the CLI's --set.
+TINY = (
+    "data.min_count=1",
+    "data.sample=0",
+    "model.dim=8",
+    "model.window=2",
+    "model.negatives=3",
+    "train.epochs=2",
+    "train.batch_size=64",
+    "train.steps_per_call=8",
+    "eval.analogies=false",
+    "eval.similarity=false",
+)
+
+
 def tiny_cfg(corpus: str, *overrides: str):
-    base = [
-        f"data.corpus={corpus}",
-        "data.min_count=1",
-        "data.sample=0",
-        "model.dim=8",
-        "model.window=2",
-        "model.negatives=3",
-        "train.epochs=2",
-        "train.batch_size=64",
-        "train.steps_per_call=8",
-        "eval.analogies=false",
-        "eval.similarity=false",
-    ]
-    return load_config(None, [*base, *overrides])
+    return load_config(None, [f"data.corpus={corpus}", *TINY, *overrides])
 
 
 def params_of(result) -> dict:

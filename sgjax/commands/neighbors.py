@@ -58,28 +58,16 @@ def run(args: argparse.Namespace) -> int:
     import json
     import math
 
+    from sgjax.commands import read_vectors
     from sgjax.evaluate import nearest_neighbors
-    from sgjax.vectors import VectorsFormatError, read_word2vec
-    from sgjax.vectors_io import clip, find_nonfinite
 
     if args.topn < 1 or args.restrict_vocab < 0:
         print(
             "sgjax neighbors: error: --topn must be >= 1 and --restrict-vocab >= 0", file=sys.stderr
         )
         return 2
-    try:
-        kv = read_word2vec(args.vectors, args.binary, allow_nonfinite=args.allow_nonfinite)
-    except (OSError, VectorsFormatError) as e:
-        msg = f"{e.filename}: {e.strerror}" if isinstance(e, OSError) and e.filename else e
-        print(f"sgjax neighbors: error: {msg}", file=sys.stderr)
-        return 2
-    bad = find_nonfinite(kv.matrix) if args.allow_nonfinite else None
-    if bad is not None:
-        print(
-            f"sgjax neighbors: warning: {args.vectors}: the vector of {clip(kv.words[bad[0]])} "
-            "(and maybe others) holds nan or inf; cosines involving them are meaningless",
-            file=sys.stderr,
-        )
+    # a bad file: one line and exit code 2 (sgjax.cli)
+    kv, _ = read_vectors("neighbors", args.vectors, args.binary, args.allow_nonfinite)
     known = [w for w in dict.fromkeys(args.words) if w in kv]
     unknown = [w for w in dict.fromkeys(args.words) if w not in kv]
     for w in unknown:
