@@ -27,7 +27,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -42,6 +41,7 @@ from sgjax.model import ModelSpec, complete, window_bucket_slices
 from sgjax.optim import apply_updates
 from sgjax.params import Params, init_params
 from sgjax.rules import damp_rows, value_and_rule
+from sgjax.signals import Interrupted, StopFlag
 from sgjax.sparse import RowGrads, row_totals
 
 
@@ -51,14 +51,6 @@ class NonFiniteLossError(FloatingPointError):
 
 class RecompilationError(RuntimeError):
     """The train step compiled more than once (the batch's shape or dtype changed)."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """Training was stopped by SIGINT or SIGTERM (``signum``) after a checkpoint was written."""
-
-    def __init__(self, message: str, signum: int = signal.SIGINT) -> None:
-        super().__init__(message)
-        self.signum = int(signum)
 
 
 @flax.struct.dataclass
@@ -79,6 +71,11 @@ class TrainState:
     batch_in_epoch: jax.Array
     words: jax.Array
     key: jax.Array
+
+    def next_epoch(self) -> TrainState:
+        """The state at the start of the next epoch (what :func:`fit` does at an epoch's
+        end; a custom loop calls it after the last batch of an epoch)."""
+        return self.replace(epoch=self.epoch + 1, batch_in_epoch=jnp.int32(0), words=jnp.int32(0))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,7 +280,8 @@ def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
 
     ``batch["active"]`` (S,) marks real steps; inactive ones (padding of the last call of an
     epoch) leave the state untouched. Returns the new state and metrics: ``loss`` (sum of E),
-    ``terms`` (output predictions made: pairs for skip-gram, targets for CBOW), ``lr`` (the
+    ``terms`` (output predictions made: pairs for skip-gram, targets for CBOW), ``loss_mean``
+    (their ratio: the loss per prediction, comparable across batch sizes), ``lr`` (the
     learning rate at the last step) and ``finite`` (False if any E or any parameter is
     non-finite after the call, so a bad update is caught before it is checkpointed).
     """
@@ -303,6 +301,7 @@ def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     metrics = {
         "loss": E_S.sum(),
         "terms": terms_S.sum(),
+        "loss_mean": E_S.sum() / jnp.maximum(terms_S.sum(), 1.0),  # per output prediction
         "finite": jnp.isfinite(E_S).all() & _all_finite(state.params),
         "lr": jnp.asarray(spec.optimizer.learning_rate(state.step - 1), jnp.float32),
     }
@@ -340,40 +339,6 @@ def _stack(group: list[dict], S: int) -> dict:
     return out
 
 
-class _SigintFlag:
-    """Turns SIGINT (Ctrl-C) and SIGTERM (what SLURM and Kubernetes send before killing)
-    into a flag checked between calls, so no call is torn apart and a checkpoint is
-    written; a second signal stops at once."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.raised: int = 0  # the signal received, 0 for none
-        self._old: dict = {}
-
-    def __enter__(self) -> _SigintFlag:
-        try:
-            self._old = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        except ValueError:  # not the main thread: leave signals alone
-            self._old = {}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.raised:  # a second signal: stop at once
-            raise KeyboardInterrupt
-        self.raised = signum
-        print(
-            f"\n{signal.Signals(signum).name}: finishing the current call and writing a "
-            "checkpoint ...",
-            file=sys.stderr,
-            flush=True,
-        )
-
-    def __exit__(self, *exc) -> None:
-        for s, old in self._old.items():
-            signal.signal(s, old)
-
-
 @dataclasses.dataclass
 class Hooks:
     """Callbacks of :func:`fit`; each gets the state (on the device) and a metrics dict."""
@@ -406,7 +371,7 @@ def fit(
     hooks = hooks or Hooks()
     step_fn = train_step_jit if step_fn is None else step_fn
     compiled_sizes: set[int] = set()
-    with _SigintFlag() as sigint:
+    with StopFlag() as sigint:
         while int(state.epoch) < epochs:
             epoch = int(state.epoch)
             skip = int(state.batch_in_epoch)
@@ -477,9 +442,7 @@ def fit(
                     raise Interrupted(f"{why} at step {step}; checkpoint: {path}", sigint.raised)
             dt = time.perf_counter() - t0
             words = int(state.words) - words0
-            state = state.replace(
-                epoch=state.epoch + 1, batch_in_epoch=jnp.int32(0), words=jnp.int32(0)
-            )
+            state = state.next_epoch()
             metrics = {
                 "epoch": epoch + 1,
                 "step": int(state.step),
