@@ -27,6 +27,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +37,16 @@ import numpy as np
 
 from sgjax import checkpoint, kernels, rundir, sharding
 from sgjax.batches import epoch_batches
+from sgjax.callbacks import Recorder
 from sgjax.config import Config, load_config, to_yaml
 from sgjax.corpus import resolve_paths
 from sgjax.encode import encode_corpus
 from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
 from sgjax.model import ModelSpec
 from sgjax.optim import build_optimizer
+from sgjax.progress import Progress, sig
 from sgjax.timing import Clock, use_compile_cache
-from sgjax.train import Hooks, StepSpec, TrainState, fit, init_state
+from sgjax.train import Hooks, StepSpec, TrainState, fit, group_batches, init_state
 from sgjax.vectors import WordVectors, write_word2vec
 from sgjax.vocab import Vocab, build_vocab, load_vocab, save_vocab
 
@@ -77,6 +80,17 @@ class Run:
     total_steps: int
     state: TrainState
 
+    def batches(self, epoch: int) -> Iterator[dict]:
+        """The host batches of one step each, of ``epoch`` (deterministic in the seed and
+        the epoch), as :func:`sgjax.train.fit` consumes them."""
+        return _batches(self.cfg, self.vocab, self.encoded, epoch)
+
+    def calls(self, epoch: int) -> Iterator[dict]:
+        """The batches of ``epoch`` stacked ``train.steps_per_call`` at a time: each is the
+        ``batch`` of one ``sgjax.train.train_step_jit(state, batch, run.tables, run.spec)``
+        (a custom loop; call ``state.next_epoch()`` after an epoch's last)."""
+        return group_batches(self.batches(epoch), self.cfg.train.steps_per_call)
+
 
 @dataclasses.dataclass
 class Result:
@@ -85,6 +99,7 @@ class Result:
     scores: dict
     out_dir: Path | None
     timing: dict = dataclasses.field(default_factory=dict)  # sgjax.timing.Clock.report()
+    history: list[dict] = dataclasses.field(default_factory=list)  # every record, in order
 
 
 def build(cfg: Config, out_dir: str | os.PathLike | None = None, clock: Clock | None = None) -> Run:
@@ -185,53 +200,21 @@ def vectors_of(run: Run, state: TrainState) -> WordVectors:
     return WordVectors.from_params(run.vocab.words, np.asarray(W, np.float32))
 
 
-class _Progress:
-    """tqdm on a terminal; plain log lines on stderr every ~10 s otherwise."""
+class _Jsonl:
+    """metrics.jsonl: one JSON record a line."""
 
-    def __init__(self, total_words: int, initial: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled = total_words, initial, enabled
-        self.bar = None
-        self.t0 = self.last = time.perf_counter()
-        self.start = initial
-        if enabled and sys.stderr.isatty():
-            from tqdm import tqdm
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-            self.bar = tqdm(
-                total=total_words,
-                initial=initial,
-                unit="w",
-                unit_scale=True,
-                dynamic_ncols=True,
-                smoothing=0.1,
-            )
-
-    def __call__(self, words: int, m: dict) -> None:
-        self.done += words
-        if self.bar is not None:
-            self.bar.update(words)
-            self.bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}", refresh=False)
-        elif self.enabled and time.perf_counter() - self.last > 10:
-            self.last = time.perf_counter()
-            rate = (self.done - self.start) / max(self.last - self.t0, 1e-9)
-            eta = (self.total - self.done) / max(rate, 1e-9)
-            print(
-                f"words {self.done}/{self.total} ({100 * self.done / self.total:.1f}%) "
-                f"{rate:,.0f} words/s loss {m['loss']:.4f} lr {m['lr']:.3e} eta {eta:.0f}s",
-                file=sys.stderr,
-                flush=True,
-            )
+    def write(self, record: dict) -> None:
+        try:
+            with open(self.path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk: name the file
+            raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _append_jsonl(path: Path, record: dict) -> None:
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
-    except OSError as e:  # a full disk: name the file
-        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+        pass
 
 
 def train(
@@ -243,6 +226,7 @@ def train(
     progress: bool = True,
     evaluate_each_epoch: bool | None = None,
     clock: Clock | None = None,
+    callbacks: Sequence[Any] = (),
 ) -> Result:
     """Train as ``cfg`` says; with ``out_dir`` write the run directory (module docstring).
 
@@ -255,21 +239,24 @@ def train(
     ``cfg.eval.every_epoch``). ``clock`` times the run's phases (:mod:`sgjax.timing`; the
     CLI passes one that counts from the process's start); ``Result.timing`` and the last
     line of ``metrics.jsonl`` give them. ``cfg.train.compile_cache`` points JAX's
-    persistent compilation cache at its directory for this process.
+    persistent compilation cache at its directory for this process. ``callbacks``
+    (:class:`sgjax.callbacks.Callback`) see every record as it is made; ``Result.history``
+    holds them all, with or without ``out_dir``.
     """
+    args = (cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock, callbacks)
     if out_dir is None or not sharding.is_primary():  # only process 0 writes the directory
         if resume and out_dir is None:
             raise FileNotFoundError("resume needs the run directory (out_dir)")
-        return _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock)
+        return _train(*args)
     with rundir.lock(out_dir):
-        return _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock)
+        return _train(*args)
 
 
 def _skipped(path: Path, reason: str) -> None:
     print(f"sgjax: warning: skipping checkpoint {path}: {reason}", file=sys.stderr, flush=True)
 
 
-def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock) -> Result:
+def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock, callbacks):
     out = Path(out_dir) if out_dir is not None else None
     clock = clock or Clock()
     if resume:
@@ -321,8 +308,9 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     metrics_path = out / "metrics.jsonl" if out is not None and primary else None
     total_words = corpus_words * cfg.train.epochs
     done_words = corpus_words * int(run.state.epoch) + int(run.state.words)
-    bar = _Progress(total_words, done_words, progress)
+    bar = Progress(total_words, done_words, progress)
     scores: dict = {}
+    record = Recorder(_Jsonl(metrics_path) if metrics_path else None, callbacks)
 
     def meta_of(state: TrainState) -> dict:
         return {
@@ -348,23 +336,19 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
             return saver.save(state, meta_of(state), wait=why not in ("epoch", "steps"))
 
     def on_log(state: TrainState, m: dict) -> None:
-        if metrics_path is not None:
-            _append_jsonl(
-                metrics_path, {"event": "log", **m, "words_total": meta_of(state)["words_total"]}
-            )
+        record("log", state, {**m, "words_total": meta_of(state)["words_total"]})
 
     def on_epoch_end(state: TrainState, m: dict) -> None:
-        rec = {"event": "epoch", **m, "words_total": meta_of(state)["words_total"]}
+        rec = {**m, "words_total": meta_of(state)["words_total"]}
         if evaluate_each_epoch or m["epoch"] == cfg.train.epochs:  # the last: the scores
             t = time.perf_counter()
             with clock("eval"):
                 rec.update(evaluate_vectors(cfg, vectors_of(run, state)))
             rec["eval_time_s"] = time.perf_counter() - t
         scores.update({k: v for k, v in rec.items() if k.startswith(("analogy", "wordsim"))})
-        if metrics_path is not None:
-            _append_jsonl(metrics_path, rec)
+        rec = record("epoch", state, rec)
         if progress:
-            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}
+            shown = {k: sig(v, 4) for k, v in rec.items() if k != "time"}
             print(json.dumps(shown), file=sys.stderr, flush=True)
 
     if evaluate_each_epoch is None:
@@ -419,10 +403,10 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
         with clock("checkpoint"):  # the last epoch's, written during evaluation and writing
             saver.wait()
     timing = clock.report()
-    if metrics_path is not None:
-        words = corpus_words * int(state.epoch) + int(state.words)
-        _append_jsonl(metrics_path, {"event": "end", "words_total": words, **scores, **timing})
-    return Result(state=state, vectors=vectors, scores=scores, out_dir=out, timing=timing)
+    words = corpus_words * int(state.epoch) + int(state.words)
+    record("end", state, {"step": int(state.step), "words_total": words, **scores, **timing})
+    record.close()
+    return Result(state, vectors, scores, out, timing, record.history)
 
 
 def finite_or_none(x: float) -> float | None:

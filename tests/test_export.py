@@ -161,21 +161,15 @@ def test_zero_padding_rows_of_a_sharded_checkpoint_are_dropped(finished, tmp_pat
 # An interrupted run: a checkpoint but no vectors.bin.
 
 
-def test_export_of_an_interrupted_run(corpus, tmp_path, capsys, monkeypatch):
-    import sgjax.experiment as experiment
+def test_export_of_an_interrupted_run(corpus, tmp_path, capsys):
+    from sgjax.callbacks import Callback
 
     cfg = tiny_cfg(corpus, "train.epochs=3")
     run = tmp_path / "cut"
-    original = experiment._append_jsonl
-
-    def append_then_interrupt(path, record):  # Ctrl-C after the first metrics line
-        original(path, record)
-        os.kill(os.getpid(), signal.SIGINT)
-
-    with monkeypatch.context() as m:
-        m.setattr(experiment, "_append_jsonl", append_then_interrupt)
-        with pytest.raises(Interrupted):
-            train(cfg, run, progress=False)
+    # Ctrl-C after the first metrics line
+    ctrl_c = Callback(on_log=lambda state, record: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(Interrupted):
+        train(cfg, run, progress=False, callbacks=[ctrl_c])
     assert not (run / "vectors.bin").exists()
     meta = json.loads((checkpoint.latest(run) / "meta.json").read_text())
     assert meta["epoch"] == 0 and meta["batch_in_epoch"] > 0  # stopped inside epoch 1

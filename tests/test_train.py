@@ -241,10 +241,10 @@ def test_vectors_load_in_gensim(corpus, tmp_path):
 
 def _interrupt_after(monkeypatch, calls: int, sig: int = signal.SIGINT) -> None:
     """Send ``sig`` to ourselves after ``calls`` compiled calls (as Ctrl-C would)."""
-    import sgjax.experiment as experiment
+    from sgjax.progress import Progress
 
     seen = {"n": 0}
-    original = experiment._Progress.__call__
+    original = Progress.__call__
 
     def progress(self, words, m):
         original(self, words, m)
@@ -252,7 +252,7 @@ def _interrupt_after(monkeypatch, calls: int, sig: int = signal.SIGINT) -> None:
         if seen["n"] == calls:
             os.kill(os.getpid(), sig)
 
-    monkeypatch.setattr(experiment._Progress, "__call__", progress)
+    monkeypatch.setattr(Progress, "__call__", progress)
 
 
 @pytest.mark.parametrize(

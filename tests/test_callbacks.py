@@ -1,0 +1,75 @@
+"""Callbacks, the in-memory history and a custom loop through public names only."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import numpy as np
+import pytest
+from test_train import tiny_cfg, write_toy_corpus
+
+from sgjax.callbacks import Callback, Recorder
+from sgjax.experiment import build, train
+from sgjax.train import train_step_jit
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> str:
+    return write_toy_corpus(tmp_path_factory.mktemp("corpus"))
+
+
+def test_history_and_callbacks_without_a_run_directory(corpus):
+    """The issue's reproduction: with out_dir=None nothing kept the loss."""
+    seen: dict[str, list] = {"log": [], "epoch": [], "end": []}
+    cb = Callback(
+        on_log=lambda state, rec: seen["log"].append((int(state.step), rec)),
+        on_epoch_end=lambda state, rec: seen["epoch"].append((int(state.epoch), rec)),
+        on_train_end=lambda state, rec: seen["end"].append((int(state.step), rec)),
+    )
+    result = train(
+        tiny_cfg(corpus, "train.log_every_steps=8"), None, progress=False, callbacks=[cb]
+    )
+    events = [r["event"] for r in result.history]
+    assert events[-1] == "end" and events.count("epoch") == 2 and events.count("log") >= 4
+    assert [r for _, r in seen["log"]] == [r for r in result.history if r["event"] == "log"]
+    assert [e for e, _ in seen["epoch"]] == [1, 2]
+    assert seen["end"][0][0] == int(result.state.step) == result.history[-1]["step"]
+    logs = [r for r in result.history if r["event"] == "log"]
+    assert all(np.isfinite(r["loss"]) and r["loss"] > 0 for r in logs)
+    assert [r["step"] for r in logs] == sorted(r["step"] for r in logs)
+    times = [r["time"] for r in result.history]
+    assert times == sorted(times) and times[0] > 1.6e9  # wall-clock seconds
+
+
+def test_history_equals_metrics_jsonl(corpus, tmp_path):
+    result = train(tiny_cfg(corpus, "train.log_every_steps=8"), tmp_path / "run", progress=False)
+    lines = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == json.loads(json.dumps(result.history))
+
+
+def test_a_callback_without_hooks_is_refused():
+    with pytest.raises(TypeError, match="on_log"):
+        Recorder(None, [object()])
+
+
+def test_custom_loop_with_public_names_equals_fit(corpus):
+    """A custom loop needed sgjax.experiment._batches, a hand division of m["loss"] by the
+    terms and advancing state.epoch by hand."""
+    cfg = tiny_cfg(corpus)
+    run = build(cfg)
+    state, losses = run.state, []
+    for epoch in range(cfg.train.epochs):
+        for batch in run.calls(epoch):
+            state, m = train_step_jit(state, batch, run.tables, run.spec)
+            assert float(m["loss_mean"]) == pytest.approx(float(m["loss"]) / float(m["terms"]))
+            losses.append(float(m["loss_mean"]))
+        state = state.next_epoch()
+    reference = train(cfg, None, progress=False)
+    assert int(state.epoch) == cfg.train.epochs == int(reference.state.epoch)
+    for k in ("W", "W_out"):
+        np.testing.assert_array_equal(
+            np.asarray(jax.device_get(state.params[k])), np.asarray(reference.state.params[k])
+        )
+    assert losses[-1] < losses[0]
+    assert sum(1 for _ in run.batches(0)) == run.total_steps // cfg.train.epochs
