@@ -13,6 +13,7 @@ import sys
 # inside run(), so `sgjax --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train", "train word vectors from a YAML config (no arguments: the quickstart)"),
+    "config": ("config", "print the resolved config as YAML (what a run writes as config.yaml)"),
     "gradcheck": ("gradcheck", "check the paper's explicit gradient rules against jax.grad"),
     "eval": ("evaluate", "analogy and word-similarity scores of a vectors file"),
     "neighbors": ("neighbors", "nearest neighbours of words in a vectors file"),

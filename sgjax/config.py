@@ -1,18 +1,24 @@
 """Experiment configuration: a typed schema, YAML files and dotted ``key=value`` overrides.
 
 The schema is a tree of frozen dataclasses (:class:`Config` with sections ``model``, ``data``,
-``optimizer``, ``train``, ``eval``, ``mesh``). Loading, merging and overrides are done by omegaconf
-(``OmegaConf.structured`` + merge of the YAML file + ``--set`` items), so unknown keys, wrong
-types and bad enumeration values are caught by the schema; :func:`load_config` then checks
-ranges and cross-field rules. Every problem raises :class:`ConfigError` naming the dotted key
-and where it was set (``FILE:LINE`` or ``--set ITEM``), listing the valid choices. This module
-holds the schema, its checks and the public API; the loading internals are in
-:mod:`sgjax.config_load`, the optimizer names' resolution in :mod:`sgjax.config_optax`.
+``optimizer``, ``train``, ``eval``, ``mesh``); each field's ``metadata["doc"]`` documents its
+key (``sgjax train --help`` lists them all, :mod:`sgjax.config_docs`). Loading, merging and
+overrides are done by omegaconf (``OmegaConf.structured`` + merge of the YAML files + ``--set``
+items), so unknown keys, wrong types and bad enumeration values are caught by the schema;
+:func:`load_config` then checks ranges and cross-field rules (:mod:`sgjax.config_checks`).
+Every problem raises :class:`ConfigError` naming the dotted key and where it was set
+(``FILE:LINE`` or ``--set ITEM``), listing the valid choices. This module holds the schema and
+the public API; the loading internals are in :mod:`sgjax.config_load`, the optimizer names'
+resolution in :mod:`sgjax.config_optax`.
 
 Defaults are right for every model: word2vec.c's settings where they are best, measured
 departures elsewhere, and each model's own keys as data (:mod:`sgjax.config_defaults`).
 
-Overrides ``KEY=VALUE`` are applied in order after the file; VALUE is parsed as YAML
+Several YAML files merge in order, key by key: a later file's value replaces an earlier
+one's, a section or mapping (``optimizer.kwargs``) merges into what the earlier files wrote,
+a list replaces. The model's defaults follow the merged ``model.architecture`` and
+``model.output``, on the keys no file or override sets. Overrides ``KEY=VALUE`` are applied
+in order after the files; VALUE is parsed as YAML
 (``[a.txt,b.txt]``, ``null``, ``{}``, ``1e-3``). A whole section (``model={dim: 3}``) merges
 into what is there; any other value, dicts such as ``optimizer.kwargs={}`` included,
 replaces it.
@@ -45,14 +51,11 @@ and ``model.output`` are names in the registries of :mod:`sgjax.inputs` and
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
-
-from omegaconf import OmegaConf
 
 
 class ConfigError(ValueError):
@@ -98,62 +101,117 @@ class DType(StrEnum):
 
 
 # --------------------------------------------------------------------------------------------
-# The schema. Field comments are the documentation of each key.
+# The schema. Each field's doc (``metadata["doc"]``) is the documentation of its key: ``sgjax
+# train --help`` lists them (sgjax.config_docs), and a test requires one for every field.
+
+
+def option(default: Any = dataclasses.MISSING, doc: str = "", *, factory: Any = None) -> Any:
+    """A schema field with its one-paragraph doc; ``factory`` makes a mutable default."""
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    # an input side of sgjax.inputs.INPUTS (skipgram | cbow | skipgram_context) or its dotted path
-    architecture: str = "skipgram"
-    # an output layer of sgjax.outputs.REGISTRY (softmax | hierarchical | negative | ...) or
-    # the dotted path of an OutputLayer (mypkg.layers.LAYER)
-    output: str = "negative"
-    dim: int = 100  # N, the embedding size
-    window: int = 5  # maximum window; the effective one is drawn from 1..window
-    negatives: int = 5  # K negative samples per pair (output layers that draw negatives)
-    cbow_mean: bool = True  # CBOW h = mean of the context vectors (False: their sum)
-    # CBOW (mean) input update: paper = the gradient EH / C per context word; word2vec = EH
-    # to every context word, as word2vec.c and gensim do (see sgjax.inputs.cbow_hidden)
-    cbow_update: str = "word2vec"  # paper | word2vec (sgjax.inputs.CBOW_UPDATES)
-    # skip-gram input word: center = the paper (h = v_{w_I} of the centre predicts each
-    # context word); context = word2vec.c and gensim (each context word predicts the centre)
-    skipgram_input: str = "context"  # center | context (sgjax.inputs.SKIPGRAM_INPUTS)
-    # skip-gram, layers that draw negatives: one set of K per centre word, shared by its C
-    # context pairs instead of one set per pair (K rows per centre instead of C x K; see
-    # sgjax.outputs.sampling and BENCHMARKS.md: with skipgram_input=context it keeps the
-    # accuracy, with center it loses, so the skipgram side's defaults turn it off)
-    shared_negatives: bool = True
+    architecture: str = option(
+        "skipgram",
+        "an input side of sgjax.inputs.INPUTS (skipgram | cbow | skipgram_context) or its "
+        "dotted path",
+    )
+    output: str = option(
+        "negative",
+        "an output layer of sgjax.outputs.REGISTRY (softmax | hierarchical | negative | ...) "
+        "or the dotted path of an OutputLayer (mypkg.layers.LAYER)",
+    )
+    dim: int = option(100, "N, the embedding size")
+    window: int = option(5, "maximum window; the effective one is drawn from 1..window")
+    negatives: int = option(5, "K negative samples per pair (output layers that draw negatives)")
+    cbow_mean: bool = option(True, "CBOW h = mean of the context vectors (false: their sum)")
+    cbow_update: str = option(
+        "word2vec",
+        "CBOW (mean) input update, paper | word2vec (sgjax.inputs.CBOW_UPDATES): paper = the "
+        "gradient EH / C per context word; word2vec = EH to every context word, as word2vec.c "
+        "and gensim do (sgjax.inputs.cbow_hidden)",
+    )
+    skipgram_input: str = option(
+        "context",
+        "skip-gram input word, center | context (sgjax.inputs.SKIPGRAM_INPUTS): center = the "
+        "paper (h = v_{w_I} of the centre predicts each context word); context = word2vec.c "
+        "and gensim (each context word predicts the centre)",
+    )
+    init_from: str | None = option(
+        None,
+        "a word2vec vectors file (text or binary, of dim N): the input vectors v_w of the "
+        "words it holds start from it (sgjax.continuation); null = random",
+    )
+    shared_negatives: bool = option(
+        True,
+        "skip-gram, layers that draw negatives: one set of K per centre word, shared by its C "
+        "context pairs instead of one set per pair (K rows per centre instead of C x K; "
+        "sgjax.outputs.sampling, BENCHMARKS.md: with skipgram_input=context it keeps the "
+        "accuracy, with center it loses, so the skipgram side's defaults turn it off)",
+    )
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    corpus: Any = None  # path or list of paths; null = shipped sgjax/data/realtext-v1.txt.xz
-    min_count: int = 5  # drop words seen fewer times
-    max_vocab_size: int | None = None  # keep at most this many most frequent words; null = all
-    sample: float = 1e-3  # subsampling threshold s; 0 disables subsampling
-    ns_exponent: float = 0.75  # noise distribution P_n(w) ~ count(w)^ns_exponent
-    max_line_tokens: int = 1000  # longer lines are split (word2vec.c MAX_SENTENCE_LENGTH)
-    # shuffle the sentences each epoch (seeded by train.seed and the epoch); false = the
-    # file's order, as word2vec.c and gensim
-    shuffle: bool = True
-    cache_dir: str | None = None  # encoded-corpus cache; null = the run directory's cache/
+    corpus: Any = option(
+        None, "path or list of paths; null = the shipped sgjax/data/realtext-v1.txt.xz"
+    )
+    min_count: int = option(5, "drop words seen fewer times")
+    max_vocab_size: int | None = option(
+        None, "keep at most this many most frequent words; null = all"
+    )
+    sample: float = option(1e-3, "subsampling threshold s; 0 disables subsampling")
+    ns_exponent: float = option(0.75, "noise distribution P_n(w) ~ count(w)^ns_exponent")
+    max_line_tokens: int = option(1000, "longer lines are split (word2vec.c's MAX_SENTENCE_LENGTH)")
+    shuffle: bool = option(
+        True,
+        "shuffle the sentences each epoch (seeded by train.seed and the epoch); false = the "
+        "file's order, as word2vec.c and gensim",
+    )
+    cache_dir: str | None = option(None, "encoded-corpus cache; null = the run directory's cache/")
+    vocab: str | None = option(
+        None,
+        "a fixed vocabulary: a 'word count' file (a run's vocab.txt); its words, counted in "
+        "this corpus, are the vocabulary (no min_count), others are dropped; null = counted",
+    )
 
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    # an optax optimizer taking learning_rate (sgd, adam, adagrad, ...) or a dotted path
-    # package.module.callable returning an optax GradientTransformation (sgjax.config_optax)
-    name: str = "sgd"
-    learning_rate: float = 0.025  # eta (word2vec: 0.025 skip-gram, 0.05 CBOW)
-    schedule: str = "linear"  # a name of sgjax.optim.SCHEDULES: constant|linear|cosine|...
-    end_learning_rate: float | None = None  # null = end_factor x learning_rate
-    end_factor: float = END_LR_FACTOR  # the floor when end_learning_rate is null (HS: 0.1)
-    warmup_fraction: float | None = None  # warmup_* schedules only; null = 0.05
-    kwargs: dict[str, Any] = field(default_factory=dict)  # extra optax constructor arguments
-    sparse: Sparse = Sparse.lazy  # lazy: O(rows touched) per step; dense: exact optax
-    # optax transforms applied to the gradients before the optimizer, in order: each entry
-    # {name: {kwarg: value, ...}} or a bare name (optax names or dotted paths, as for name)
-    chain: list[Any] = field(default_factory=list)
+    name: str = option(
+        "sgd",
+        "an optax optimizer taking learning_rate (sgd, adam, adagrad, ...) or a dotted path "
+        "package.module.callable returning an optax GradientTransformation "
+        "(sgjax.config_optax)",
+    )
+    learning_rate: float = option(
+        0.025, "eta, the initial rate (word2vec: 0.025 skip-gram, 0.05 CBOW)"
+    )
+    schedule: str = option(
+        "linear", "a name of sgjax.optim.SCHEDULES: constant | linear | cosine | ..."
+    )
+    end_learning_rate: float | None = option(
+        None, "the final rate; null = end_factor x learning_rate"
+    )
+    end_factor: float = option(
+        END_LR_FACTOR, "the final rate's fraction when end_learning_rate is null (HS: 0.1)"
+    )
+    warmup_fraction: float | None = option(
+        None, "the warmup's share of the steps, warmup_* schedules only; null = 0.05"
+    )
+    kwargs: dict[str, Any] = option(doc="extra optax constructor arguments", factory=dict)
+    sparse: Sparse = option(
+        Sparse.lazy, "lazy: O(rows touched) per step; dense: exact optax on the whole tables"
+    )
+    chain: list[Any] = option(
+        doc="optax transforms applied to the gradients before the optimizer, in order: each "
+        "entry {name: {kwarg: value, ...}} or a bare name (optax names or dotted paths, as "
+        "for name)",
+        factory=list,
+    )
 
     @property
     def end_lr(self) -> float:
@@ -175,47 +233,83 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 5  # passes over the corpus
-    # examples (centre positions) per step: small batches suit a CPU (BENCHMARKS.md); on a
-    # GPU raise it with train.row_damping
-    batch_size: int = 320
-    steps_per_call: int = 400  # steps per compiled call (jax.lax.scan length)
-    # explicit gradients: compute the rule on this many equal slices of each batch as
-    # independent programs (XLA's CPU runtime runs them concurrently; same update, summed)
-    batch_parts: int = 1
-    # group each batch's centres by their effective window b (B / window of each b), so the
-    # explicit rule computes 2b context slots for them instead of 2 x window (the same
-    # examples, reordered by a few batches at most; sgjax.batches.epoch_batches)
-    window_buckets: bool = True
-    # explicit gradients: 0 = sum every update of a row (per-example SGD summed over the
-    # batch); n > 0 = a row more than n of a batch's entries update gets their sum scaled to
-    # n entries' worth (large batches; sgjax.train.cap_row_updates, BENCHMARKS.md)
-    row_update_cap: int = 0
-    # explicit gradients, skip-gram NS/HS, SGD: scale each row's summed update to about what
-    # word2vec.c's one-after-another updates would move it, from the loss's curvature along
-    # the row (large batches; sgjax.rules.damp_rows, BENCHMARKS.md "Large batches")
-    row_damping: bool = False
-    seed: int = 0  # jax.random key seed
-    gradients: Gradients = Gradients.explicit  # explicit (the paper's rules) | autodiff
-    checkpoint_every_steps: int = 0  # 0 = checkpoint at the end of each epoch only
-    log_every_steps: int = 0  # 0 = metrics lines at the end of each epoch only
-    dtype: DType = DType.float32  # parameter dtype
-    # JAX's persistent compilation cache: true = $SGJAX_CACHE_DIR or ~/.cache/sgjax/xla, a
-    # path, or false (sgjax.timing.use_compile_cache); saves ~2 s of compiling per run
-    compile_cache: Any = True
-    # the step's kernel (sgjax.kernels): auto = the fused CPU kernel where it computes the
-    # step (negative sampling, NCE, hierarchical softmax; plain SGD, float32, one CPU
-    # device) and builds, else XLA's; xla; cpu (required: an error where it cannot run)
-    kernel: Kernel = Kernel.auto
+    epochs: int = option(5, "passes over the corpus")
+    batch_size: int = option(
+        320,
+        "examples (centre positions) per step: small batches suit a CPU (BENCHMARKS.md); on a "
+        "GPU raise it with train.row_damping",
+    )
+    steps_per_call: int = option(400, "steps per compiled call (jax.lax.scan length)")
+    batch_parts: int = option(
+        1,
+        "explicit gradients: compute the rule on this many equal slices of each batch as "
+        "independent programs (XLA's CPU runtime runs them concurrently; same update, summed)",
+    )
+    window_buckets: bool = option(
+        True,
+        "group each batch's centres by their effective window b (B / window of each b), so "
+        "the explicit rule computes 2b context slots for them instead of 2 x window (the same "
+        "examples, reordered by a few batches at most; sgjax.batches.epoch_batches)",
+    )
+    row_update_cap: int = option(
+        0,
+        "explicit gradients: 0 = sum every update of a row (per-example SGD summed over the "
+        "batch); n > 0 = a row more than n of a batch's entries update gets their sum scaled "
+        "to n entries' worth (large batches; sgjax.train.cap_row_updates, BENCHMARKS.md)",
+    )
+    row_damping: bool = option(
+        False,
+        "explicit gradients, skip-gram NS/HS, SGD: scale each row's summed update to about "
+        "what word2vec.c's one-after-another updates would move it, from the loss's curvature "
+        'along the row (large batches; sgjax.rules.damp_rows, BENCHMARKS.md "Large batches")',
+    )
+    seed: int = option(0, "jax.random key seed")
+    gradients: Gradients = option(
+        Gradients.explicit, "explicit (the paper's rules) | autodiff (jax.grad)"
+    )
+    checkpoint_every_steps: int = option(
+        0, "checkpoint every this many steps; 0 = at the end of each epoch only"
+    )
+    log_every_steps: int = option(
+        100,
+        "a metrics record every this many steps (at the first call boundary after them: the "
+        "loss curve); 0 = at the end of each epoch only",
+    )
+    log_to: list[str] = option(
+        doc="metric writers (sgjax.logwriters): jsonl (RUN/metrics.jsonl), tensorboard "
+        "(RUN/tensorboard/, pip install 'sgjax[tensorboard]'), or package.module.OPENER",
+        factory=lambda: ["jsonl"],
+    )
+    extended: list[Any] = option(
+        doc="written by sgjax: [step, epochs before] of each continuation of the run with more "
+        "epochs (sgjax.continuation), so that config.yaml reproduces its schedule",
+        factory=list,
+    )
+    dtype: DType = option(DType.float32, "parameter dtype: float32 | float64 | bfloat16")
+    compile_cache: Any = option(
+        True,
+        "JAX's persistent compilation cache: true = $SGJAX_CACHE_DIR or ~/.cache/sgjax/xla, a "
+        "path, or false (sgjax.timing.use_compile_cache); saves ~2 s of compiling per run",
+    )
+    kernel: Kernel = option(
+        Kernel.auto,
+        "the step's kernel (sgjax.kernels): auto = the fused CPU kernel where it computes the "
+        "step (negative sampling, NCE, hierarchical softmax; plain SGD, float32, one CPU "
+        "device) and builds, else XLA's; xla; cpu (required: an error where it cannot run)",
+    )
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    analogies: Any = None  # path; null = shipped questions-words.txt; false = skip
-    similarity: Any = None  # path; null = shipped wordsim353.tsv; false = skip
-    restrict_vocab: int = 30000  # only the most frequent words take part (gensim's default)
-    every_epoch: bool = (
-        False  # also after each epoch (~0.5 s each on realtext-v1), not only at the end
+    analogies: Any = option(None, "path; null = the shipped questions-words.txt; false = skip")
+    similarity: Any = option(None, "path; null = the shipped wordsim353.tsv; false = skip")
+    restrict_vocab: int = option(
+        30000,
+        "only the most frequent words take part in the scores of a run; 30000 keeps the "
+        "evaluation during training fast (gensim's default, and sgjax eval's, is 300000)",
+    )
+    every_epoch: bool = option(
+        False, "also after each epoch (~0.5 s each on realtext-v1), not only at the end"
     )
 
 
@@ -223,30 +317,48 @@ class EvalConfig:
 class MeshConfig:
     """Devices for training (:mod:`sgjax.sharding`); the default 1 x 1 is one device."""
 
-    data: int = 1  # devices along the data axis: each step's batch is split over them
-    model: int = 1  # devices along the model axis: W, W_out and their optimizer state by rows
-    distributed: bool = False  # call jax.distributed.initialize() (TPU pods, SLURM, ...)
+    data: int = option(1, "devices along the data axis: each step's batch is split over them")
+    model: int = option(
+        1, "devices along the model axis: W, W_out and their optimizer state by rows"
+    )
+    distributed: bool = option(False, "call jax.distributed.initialize() (TPU pods, SLURM, ...)")
 
 
 @dataclass(frozen=True)
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    mesh: MeshConfig = field(default_factory=MeshConfig)
+    model: ModelConfig = option(
+        doc="the model: input side, output layer and sizes", factory=ModelConfig
+    )
+    data: DataConfig = option(doc="the corpus, the vocabulary and subsampling", factory=DataConfig)
+    optimizer: OptimizerConfig = option(
+        doc="the optax optimizer and the learning-rate schedule", factory=OptimizerConfig
+    )
+    train: TrainConfig = option(
+        doc="the training loop: epochs, batches, gradients, kernel, checkpoints",
+        factory=TrainConfig,
+    )
+    eval: EvalConfig = option(
+        doc="the analogy and word-similarity scores of a run", factory=EvalConfig
+    )
+    mesh: MeshConfig = option(
+        doc="devices for training (sgjax.sharding); the default 1 x 1 is one device",
+        factory=MeshConfig,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Public API.
 
 
-def load_config(path: str | os.PathLike | None, overrides: Sequence[str] = ()) -> Config:
-    """Defaults, then the YAML file at ``path`` (None: none), then ``key=value`` overrides."""
-    from sgjax.config_load import load_file
+ConfigPaths = str | os.PathLike | Sequence[str | os.PathLike] | None
 
-    return _validate(*load_file(path, overrides))
+
+def load_config(path: ConfigPaths, overrides: Sequence[str] = ()) -> Config:
+    """Defaults, then the YAML file at ``path`` (a list of paths: merged in order; None: no
+    file), then ``key=value`` overrides."""
+    from sgjax.config_load import load_files
+
+    return _validate(*load_files(path, overrides))
 
 
 def config_from_dict(
@@ -279,6 +391,8 @@ def to_dict(cfg: Config) -> dict[str, Any]:
 
 def to_yaml(cfg: Config) -> str:
     """The resolved config as YAML; ``load_config`` of it gives back an equal Config."""
+    from omegaconf import OmegaConf  # here: `sgjax --help` imports this module, not omegaconf
+
     return OmegaConf.to_yaml(OmegaConf.create(to_dict(cfg)))
 
 
@@ -291,160 +405,7 @@ def x64_enabled() -> bool:
 
 
 def _validate(cfg: Config, where: dict[str, str], source: str) -> Config:
-    """Range and cross-field checks; the schema has already checked types and enums."""
-    from sgjax.config_defaults import model_defaults, model_parts
-    from sgjax.config_load import origin as _origin
-    from sgjax.config_optax import check_optimizer
+    """The model's defaults, then the range and cross-field checks (:mod:`sgjax.config_checks`)."""
+    from sgjax.config_checks import validate
 
-    cfg = model_defaults(cfg, where, source)
-
-    def check(ok: bool, key: str, msg: str) -> None:
-        if not ok:
-            value = cfg
-            for part in key.split("."):
-                value = getattr(value, part)
-            raise ConfigError(f"{_origin(where, source, key)}: {key} {msg}, got {value!r}")
-
-    m, d, o, t, ev = cfg.model, cfg.data, cfg.optimizer, cfg.train, cfg.eval
-    check(m.dim >= 1, "model.dim", "must be >= 1")
-    check(m.window >= 1, "model.window", "must be >= 1")
-    check(m.negatives >= 0, "model.negatives", "must be >= 0")
-    side, layer = model_parts(cfg, where, source)
-    if layer.draws:
-        check(m.negatives >= 1, "model.negatives", f"must be >= 1 with model.output={m.output}")
-    if m.shared_negatives:
-        check(
-            m.architecture == "skipgram" and layer.draws,
-            "model.shared_negatives",
-            "applies to model.architecture=skipgram with an output layer that draws negatives "
-            f"only (here {m.architecture!s} with {m.output!s}; CBOW draws one set per target "
-            "already)",
-        )
-    if m.skipgram_input != "center":
-        check(
-            m.architecture == "skipgram",
-            "model.skipgram_input",
-            f"applies to model.architecture=skipgram only (here {m.architecture!s})",
-        )
-
-    check(d.min_count >= 1, "data.min_count", "must be >= 1")
-    if d.max_vocab_size is not None:
-        check(d.max_vocab_size >= 2, "data.max_vocab_size", "must be >= 2 or null (no limit)")
-    check(math.isfinite(d.sample) and d.sample >= 0, "data.sample", "must be >= 0 (0 = off)")
-    check(math.isfinite(d.ns_exponent), "data.ns_exponent", "must be a finite number")
-    check(d.max_line_tokens >= 1, "data.max_line_tokens", "must be >= 1")
-    if d.cache_dir is not None:
-        check(bool(d.cache_dir), "data.cache_dir", "must be a directory path or null")
-
-    check(
-        math.isfinite(o.learning_rate) and o.learning_rate > 0,
-        "optimizer.learning_rate",
-        "must be a finite number > 0",
-    )
-    if o.end_learning_rate is not None:
-        check(
-            math.isfinite(o.end_learning_rate) and o.end_learning_rate >= 0,
-            "optimizer.end_learning_rate",
-            "must be a finite number >= 0, or null (= end_factor * learning_rate)",
-        )
-    check(
-        math.isfinite(o.end_factor) and 0 < o.end_factor <= 1,
-        "optimizer.end_factor",
-        "must be in (0, 1]",
-    )
-    from sgjax.optim import SCHEDULES
-
-    check(
-        o.schedule in SCHEDULES,
-        "optimizer.schedule",
-        f"must be one of {', '.join(SCHEDULES)}",
-    )
-    if o.schedule == "exponential":
-        check(o.end_lr > 0, "optimizer.end_learning_rate", "must be > 0 for schedule exponential")
-    if o.warmup_fraction is not None:
-        check(
-            o.schedule in WARMUP_SCHEDULES,
-            "optimizer.warmup_fraction",
-            f"is only used by the warmup schedules ({', '.join(sorted(WARMUP_SCHEDULES))}), "
-            f"not by schedule {o.schedule!s} (set optimizer.warmup_fraction=null)",
-        )
-        check(
-            math.isfinite(o.warmup_fraction) and 0 <= o.warmup_fraction < 1,
-            "optimizer.warmup_fraction",
-            "must be in [0, 1)",
-        )
-    check_optimizer(o, where, source)
-
-    check(t.epochs >= 1, "train.epochs", "must be >= 1")
-    check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
-    check(t.steps_per_call >= 1, "train.steps_per_call", "must be >= 1")
-    check(t.batch_parts >= 1, "train.batch_parts", "must be >= 1")
-    check(t.row_update_cap >= 0, "train.row_update_cap", "must be >= 0 (0 = no cap)")
-    if t.row_update_cap:
-        check(
-            t.gradients == Gradients.explicit,
-            "train.row_update_cap",
-            "needs train.gradients=explicit (autodiff gives dense gradients, whose rows "
-            "cannot be told apart by example)",
-        )
-    if t.row_damping:
-        check(
-            t.gradients == Gradients.explicit,
-            "train.row_damping",
-            "needs train.gradients=explicit (the damping scales the rule's row entries)",
-        )
-        check(
-            layer.curvature,
-            "train.row_damping",
-            "is defined for output layers that give row curvatures (negative, hierarchical, "
-            f"nce), not {m.output}",
-        )
-        check(
-            o.name == "sgd",
-            "train.row_damping",
-            f"is sized for plain SGD's step (eta x gradient), not optimizer.name={o.name!r}",
-        )
-    if t.window_buckets:
-        check(
-            t.batch_size % cfg.model.window == 0,
-            "train.window_buckets",
-            f"needs train.batch_size (now {t.batch_size}) to be a multiple of "
-            f"model.window={cfg.model.window}",
-        )
-        check(
-            t.batch_parts == 1,
-            "train.window_buckets",
-            "already splits each batch into independent groups: set train.batch_parts=1",
-        )
-    check(
-        t.batch_size % t.batch_parts == 0,
-        "train.batch_size",
-        f"must be a multiple of train.batch_parts={t.batch_parts}",
-    )
-    check(0 <= t.seed < 2**32, "train.seed", "must be in [0, 2**32)")
-    if t.dtype == DType.float64 and not x64_enabled():  # JAX would make float32 tables
-        raise ConfigError(
-            f"{_origin(where, source, 'train.dtype')}: train.dtype=float64 needs JAX's 64-bit "
-            "mode, which is off: set JAX_ENABLE_X64=1 in the environment, or call "
-            'jax.config.update("jax_enable_x64", True) before loading the config'
-        )
-    check(
-        t.checkpoint_every_steps >= 0,
-        "train.checkpoint_every_steps",
-        "must be >= 0 (0 = per epoch)",
-    )
-    check(t.log_every_steps >= 0, "train.log_every_steps", "must be >= 0 (0 = per epoch)")
-    check(
-        isinstance(t.compile_cache, bool) or (isinstance(t.compile_cache, str) and t.compile_cache),
-        "train.compile_cache",
-        "must be true, false or a directory",
-    )
-    check(ev.restrict_vocab >= 1, "eval.restrict_vocab", "must be >= 1")
-    check(cfg.mesh.data >= 1, "mesh.data", "must be >= 1")
-    check(cfg.mesh.model >= 1, "mesh.model", "must be >= 1")
-    check(
-        t.batch_size % cfg.mesh.data == 0,
-        "train.batch_size",
-        f"must be a multiple of mesh.data={cfg.mesh.data} (each data shard gets an equal slice)",
-    )
-    return cfg
+    return validate(cfg, where, source)

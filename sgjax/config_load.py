@@ -1,12 +1,13 @@
 """Loading a :class:`~sgjax.config.Config`: YAML files, omegaconf merging and ``--set`` overrides.
 
 The internals behind :func:`sgjax.config.load_config` and :func:`sgjax.config.config_from_dict`:
-the YAML text is composed once for the line of every key (``FILE:LINE`` in messages), merged
-into ``OmegaConf.structured(Config)`` (which checks keys, types and enumerations), overridden
+the YAML text of each file is composed once for the line of every key (``FILE:LINE`` in
+messages), the files are merged in order into ``OmegaConf.structured(Config)`` (which checks
+keys, types and enumerations; each key remembers the file that set it last), overridden
 item by item, converted to the frozen dataclasses and normalised (resolved paths, plain
 dicts). omegaconf's exceptions become :class:`~sgjax.config.ConfigError` naming the dotted key,
 where it was set and, for an unknown key, the close matches among the valid ones. Range and
-cross-field checks follow in :func:`sgjax.config._validate`.
+cross-field checks follow in :mod:`sgjax.config_checks`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,31 @@ from omegaconf.errors import OmegaConfBaseException
 from sgjax.config import Config, ConfigError
 
 
+def load_files(
+    paths: str | os.PathLike | Sequence[str | os.PathLike] | None, overrides: Sequence[str]
+) -> tuple[Config, dict[str, str], str]:
+    """:func:`build` from the YAML files at ``paths`` (one path, a sequence merged in order,
+    or None: the defaults). The source named for keys no file sets is the files' names
+    joined by `` + `` (``<defaults>`` with none)."""
+    if paths is None:
+        paths = []
+    elif isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    layers = [read_file(os.fspath(p)) for p in paths]
+    source = " + ".join(src for _, _, src in layers) or "<defaults>"
+    return build_layers(layers, source, overrides)
+
+
 def load_file(
     path: str | os.PathLike | None, overrides: Sequence[str]
 ) -> tuple[Config, dict[str, str], str]:
     """:func:`build` from the YAML file at ``path`` (None: the defaults)."""
-    if path is None:
-        return build({}, {}, "<defaults>", overrides)
-    path = os.fspath(path)
+    return load_files(path, overrides)
+
+
+def read_file(path: str) -> tuple[Any, dict[str, str], str]:
+    """``(data, where, path)`` of the YAML file at ``path``: its mapping of sections and the
+    ``FILE:LINE`` of every dotted key it writes (a layer for :func:`build_layers`)."""
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
@@ -56,8 +75,7 @@ def load_file(
     except OmegaConfBaseException as e:
         raise ConfigError(f"{path}: {_first_line(e)}") from None
     assert isinstance(data, DictConfig)
-    where = {k: f"{path}:{line}" for k, line in lines.items()}
-    return build(data, where, path, overrides)
+    return data, {k: f"{path}:{line}" for k, line in lines.items()}, path
 
 
 _SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
@@ -121,14 +139,8 @@ def _unlock(node: Any) -> None:
             _unlock(node._get_node(k))
 
 
-def build(
-    data: Any, where: dict[str, str], source: str, overrides: Sequence[str]
-) -> tuple[Config, dict[str, str], str]:
-    """Defaults merged with ``data`` (a mapping of sections), then ``overrides``, normalised:
-    ``(config, where, source)`` with ``where`` the dotted key -> where it was set, for the
-    checks of :func:`sgjax.config._validate` that follow."""
-    base = OmegaConf.structured(Config)
-    _unlock(base)
+def _merge_layer(merged: DictConfig, data: Any, where: dict[str, str], source: str) -> Any:
+    """``data`` (a mapping of sections) merged into ``merged``, its errors named by ``where``."""
     data = {k: v for k, v in data.items() if not (k in _SECTIONS and v is None)}  # "model:"
     for k, v in data.items():
         if k in _SECTIONS and not isinstance(v, Mapping | DictConfig):
@@ -138,11 +150,53 @@ def build(
                 f"got {type(v).__name__} {v!r}"
             )
     try:
-        merged = OmegaConf.merge(base, data)
+        out = OmegaConf.merge(merged, data)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or ""
         raise _explain(e, where.get(key, source)) from None
-    where = dict(where)
+    _unlock(out)
+    return out
+
+
+def _replaced_keys(data: Any, prefix: str = "") -> list[str]:
+    """The dotted keys of a layer whose values replace what was there: its values that are
+    not mappings (a mapping merges key by key into the earlier layers')."""
+    out = []
+    if isinstance(data, Mapping | DictConfig):
+        for k, v in data.items():
+            if isinstance(v, Mapping | DictConfig):
+                out.extend(_replaced_keys(v, f"{prefix}{k}."))
+            elif v is not None or prefix:  # a null section ("model:") is no value
+                out.append(f"{prefix}{k}")
+    return out
+
+
+def build(
+    data: Any, where: dict[str, str], source: str, overrides: Sequence[str]
+) -> tuple[Config, dict[str, str], str]:
+    """Defaults merged with ``data`` (a mapping of sections), then ``overrides``, normalised:
+    ``(config, where, source)`` with ``where`` the dotted key -> where it was set, for the
+    checks of :func:`sgjax.config._validate` that follow."""
+    return build_layers([(data, where, source)], source, overrides)
+
+
+def build_layers(
+    layers: Sequence[tuple[Any, dict[str, str], str]], source: str, overrides: Sequence[str]
+) -> tuple[Config, dict[str, str], str]:
+    """:func:`build` of several layers ``(data, where, source)`` merged in order onto the
+    defaults, key by key (a later layer's value replaces, its mapping merges), then
+    ``overrides``. An error in a layer names the layer's ``where`` or ``source``; ``source``
+    names the whole for keys no layer sets."""
+    merged = OmegaConf.structured(Config)
+    _unlock(merged)
+    where: dict[str, str] = {}
+    for data, layer_where, layer_source in layers:
+        merged = _merge_layer(merged, data, layer_where, layer_source)
+        for key in _replaced_keys(data):  # what the earlier layers wrote below a replaced key
+            for k in list(where):
+                if k.startswith((key + ".", key + "[")):
+                    del where[k]
+        where.update(layer_where)
     for item in overrides:
         if not isinstance(item, str) or "=" not in item:
             raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. model.dim=300")

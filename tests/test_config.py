@@ -697,3 +697,241 @@ def test_bad_optimizer_name_or_chain_is_a_clear_error(case, tmp_path):
     msg = str(e.value)
     for needle in needles:
         assert needle in msg, f"{needle!r} not in {msg!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# Several config files: merged in order, key by key, then --set; errors name the file.
+
+A_YAML = "model:\n  architecture: cbow\n  dim: 50\n  window: 4\n"
+MERGES = {  # case -> (yaml texts of a.yaml, b.yaml, ..., overrides, {dotted key: value})
+    "later file wins, earlier keys kept": (
+        [A_YAML, "model:\n  dim: 60\n"],
+        [],
+        {"model.dim": 60, "model.window": 4, "model.architecture": "cbow"},
+    ),
+    "--set wins over every file": (
+        [A_YAML, "model:\n  dim: 60\n"],
+        ["model.dim=70"],
+        {"model.dim": 70, "model.window": 4},
+    ),
+    "three files in order": (
+        ["model: {dim: 1}\n", "model: {dim: 2, window: 2}\n", "model: {dim: 3}\n"],
+        [],
+        {"model.dim": 3, "model.window": 2},
+    ),
+    "a mapping merges key by key": (
+        ["optimizer: {name: adam, kwargs: {b1: 0.8}}\n", "optimizer: {kwargs: {b2: 0.9}}\n"],
+        [],
+        {"optimizer.name": "adam", "optimizer.kwargs": {"b1": 0.8, "b2": 0.9}},
+    ),
+    "a list replaces": (
+        [
+            "optimizer:\n  chain: [clip: {max_delta: 1.0}, zero_nans]\n",
+            "optimizer: {chain: [zero_nans]}\n",
+        ],
+        [],
+        {"optimizer.chain": [{"zero_nans": {}}]},
+    ),
+    "null replaces": (
+        ["data: {max_vocab_size: 1000}\n", "data: {max_vocab_size: null}\n"],
+        [],
+        {"data.max_vocab_size": None},
+    ),
+    "an empty section changes nothing": (
+        [A_YAML, "model:\n"],
+        [],
+        {"model.dim": 50, "model.architecture": "cbow"},
+    ),
+    "a bad value a later file replaces is no error": (
+        ["model: {dim: -3}\n", "model: {dim: 8}\n"],
+        [],
+        {"model.dim": 8},
+    ),
+    "the model's defaults see the merged architecture": (
+        ["model: {architecture: cbow}\n", "optimizer: {learning_rate: 0.01}\n"],
+        [],
+        {
+            "optimizer.learning_rate": 0.01,
+            "train.batch_size": 640,
+            "model.skipgram_input": "center",
+        },
+    ),
+    "the last file's architecture picks the defaults": (
+        ["model: {architecture: cbow}\n", "model: {architecture: skipgram}\n"],
+        [],
+        {
+            "optimizer.learning_rate": 0.025,
+            "train.batch_size": 320,
+            "model.skipgram_input": "context",
+        },
+    ),
+    "a key any file sets is not a model default": (
+        ["train: {batch_size: 100}\n", "model: {architecture: cbow}\n"],
+        [],
+        {"train.batch_size": 100, "optimizer.learning_rate": 0.05},
+    ),
+}
+
+
+def write_all(tmp_path: Path, texts: list[str]) -> list[Path]:
+    return [write(tmp_path, text, f"{'abcdefg'[i]}.yaml") for i, text in enumerate(texts)]
+
+
+def get(cfg: Config, key: str):
+    section, name = key.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+@pytest.mark.parametrize("case", list(MERGES))
+def test_config_files_merge_in_order(case, tmp_path):
+    texts, overrides, want = MERGES[case]
+    cfg = load_config(write_all(tmp_path, texts), overrides)
+    assert {key: get(cfg, key) for key in want} == want
+
+
+def test_one_file_in_a_list_is_that_file(tmp_path):
+    (path,) = write_all(tmp_path, [A_YAML])
+    assert load_config([path]) == load_config(path) == load_config(str(path))
+    assert load_config([]) == load_config(None) == Config()
+    assert load_config([path], ["model.dim=9"]) == load_config(
+        None, [*MODEL_RECIPES["cbow_ns.yaml"], "model.dim=9", "model.window=4"]
+    )
+
+
+def test_merged_provenance_names_the_file_and_line_of_each_key(tmp_path):
+    from sgjax.config_load import load_files
+
+    a, b = write_all(tmp_path, [A_YAML, "model:\n  dim: 60\noptimizer:\n  chain: [zero_nans]\n"])
+    _, where, source = load_files([a, b], ["train.seed=3"])
+    assert source == f"{a} + {b}"
+    assert where["model.dim"] == f"{b}:2"  # b wins
+    assert where["model.window"] == f"{a}:4"  # a's, untouched by b
+    assert where["model.architecture"] == f"{a}:2"
+    assert where["model"] == f"{b}:1"
+    assert where["optimizer.chain[0]"] == f"{b}:4"
+    assert where["train.seed"] == "--set train.seed=3"
+    a2, _ = write_all(
+        tmp_path,
+        [
+            "optimizer:\n  chain: [clip: {max_delta: 1}, zero_nans]\n",
+            "optimizer:\n  chain: [zero_nans]\n",
+        ],
+    )
+    _, where, _ = load_files([a2, b], [])
+    assert not any(k.startswith("optimizer.chain[1]") or "clip" in k for k in where), where
+
+
+MERGE_ERRORS = {  # case -> (yaml texts of a.yaml, b.yaml, ..., overrides, message substrings)
+    "bad value in the second file": (
+        ["model: {dim: 50}\n", "model:\n  dim: -3\n"],
+        [],
+        ["b.yaml:2: model.dim must be >= 1"],
+    ),
+    "wrong type in the first file": (
+        ["model:\n  dim: abc\n", "model: {dim: 50}\n"],
+        [],
+        ["a.yaml:2", "model.dim", "'abc'"],
+    ),
+    "unknown key in the second file": (
+        [A_YAML, "model:\n  dimm: 3\n"],
+        [],
+        ["b.yaml:2", "unknown key 'model.dimm'", "'dim'"],
+    ),
+    "scalar section in the second file": (
+        [A_YAML, "optimizer: 3\n"],
+        [],
+        ["b.yaml:1", "section 'optimizer' must be a mapping"],
+    ),
+    "a rule across files names the key's file": (
+        ["model: {architecture: cbow}\n", "train: {seed: 1}\nmodel:\n  skipgram_input: context\n"],
+        [],
+        ["b.yaml:3: model.skipgram_input applies to model.architecture=skipgram"],
+    ),
+    "a kwarg an earlier file left": (
+        ["optimizer:\n  name: adam\n  kwargs:\n    b1: 0.9\n", "optimizer: {name: sgd}\n"],
+        [],
+        ["a.yaml:4: optimizer.kwargs.b1", "optax.sgd has no parameter 'b1'"],
+    ),
+    "a bad entry of the list that replaced another": (
+        [
+            "optimizer:\n  chain: [clip: {max_delta: 1.0}, zero_nans]\n",
+            "\noptimizer:\n  chain: [zero_nanz]\n",
+        ],
+        [],
+        ["b.yaml:3: optimizer.chain[0]", "zero_nans"],
+    ),
+    "a default no file sets names every file": (
+        ["mesh: {data: 3}\n", "model: {dim: 8}\n"],
+        [],
+        ["a.yaml + ", "b.yaml: train.batch_size must be a multiple of mesh.data=3"],
+    ),
+    "--set over the files": (
+        [A_YAML, "model: {dim: 60}\n"],
+        ["model.dim=0"],
+        ["--set model.dim=0: model.dim must be >= 1"],
+    ),
+    "invalid YAML in the second file": (
+        [A_YAML, "model:\n  dim: [1, 2\n"],
+        [],
+        ["b.yaml:", "invalid YAML"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MERGE_ERRORS))
+def test_merged_config_errors_name_the_file_and_key(case, tmp_path):
+    texts, overrides, needles = MERGE_ERRORS[case]
+    with pytest.raises(ConfigError) as e:
+        load_config(write_all(tmp_path, texts), overrides)
+    msg = str(e.value)
+    for needle in needles:
+        assert needle in msg, f"{needle!r} not in {msg!r}"
+
+
+def test_missing_second_file(tmp_path):
+    (a,) = write_all(tmp_path, [A_YAML])
+    with pytest.raises(ConfigError, match="cannot read config file .*nope.yaml"):
+        load_config([a, tmp_path / "nope.yaml"])
+
+
+# --------------------------------------------------------------------------------------------
+# The docs of the keys (field metadata; sgjax train --help lists them).
+
+
+def schema_fields(schema=Config, prefix=""):
+    """(dotted name, field) of every section and key, straight from the dataclasses."""
+    for f in dataclasses.fields(schema):
+        yield f"{prefix}{f.name}", f
+        if dataclasses.is_dataclass(f.default_factory):
+            yield from schema_fields(f.default_factory, f"{prefix}{f.name}.")
+
+
+def test_every_section_and_key_has_a_doc():
+    names = [name for name, _ in schema_fields()]
+    assert len(names) > 50 and "model.dim" in names and "mesh" in names
+    undocumented = [
+        name for name, f in schema_fields() if not str(f.metadata.get("doc", "")).strip()
+    ]
+    assert not undocumented, f"fields without metadata['doc']: {undocumented}"
+
+
+def test_schema_keys_walks_every_field_with_its_default():
+    from sgjax.config_docs import schema_keys
+
+    keys = schema_keys()
+    assert [k.name for k in keys] == [name for name, _ in schema_fields()]
+    defaults = {k.name: k.default for k in keys if not k.section}
+    assert defaults == {
+        f"{s}.{name}": value
+        for s, section in to_dict(Config()).items()
+        for name, value in section.items()
+    }
+
+
+def test_restrict_vocab_doc_says_why_30000_and_that_gensims_is_300000():
+    from sgjax.evaldata import DEFAULT_RESTRICT_VOCAB
+
+    (f,) = [f for name, f in schema_fields() if name == "eval.restrict_vocab"]
+    assert f.default == 30000 and DEFAULT_RESTRICT_VOCAB == 300000
+    doc = f.metadata["doc"]
+    assert "gensim's default, and sgjax eval's, is 300000" in doc and "fast" in doc

@@ -16,9 +16,11 @@ QUICKSTART_WORDS = ("king", "france", "computer", "good", "city")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--config",
-        help="YAML config file (default: the built-in defaults, skip-gram negative "
-        "sampling; --set model.architecture=... / model.output=... picks another model "
-        "with its own defaults)",
+        action="append",
+        metavar="FILE",
+        help="YAML config file; repeat to merge several in order, later files winning key by "
+        "key (default: the built-in defaults, skip-gram negative sampling; --set "
+        "model.architecture=... / model.output=... picks another model with its own defaults)",
     )
     p.add_argument(
         "--set",
@@ -39,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "and vectors are deleted first)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    from sgjax.config_docs import describe_keys
+
+    p.epilog = describe_keys()
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def run(args: argparse.Namespace) -> int:
