@@ -1,12 +1,15 @@
-"""Figures of a run (``sgjax report``): its training curves and a 2-D view of its vectors.
+"""Figures of a run (``sgjax report``): its training curves and a 2-D view of its vectors;
+the curves of several runs overlaid.
 
 Pure functions over a run directory's data (:mod:`sgjax.experiment` describes the layout):
 :func:`read_metrics` parses ``metrics.jsonl``; :func:`loss_figure`, :func:`speed_figure`,
 :func:`scores_figure` and :func:`pairs_figure` each build one matplotlib ``Figure`` from
 data (or return None when the data for it are absent); :func:`write_report` writes them all
-as PNG files. The figures are ``matplotlib.figure.Figure`` objects drawn by the Agg
-backend: no pyplot, no global backend switch, so notebooks and GUIs calling these functions
-keep their own backend. matplotlib is an optional dependency (``pip install 'sgjax[plot]'``).
+as PNG files. Several runs are compared by :func:`write_overlay`: their curves overlaid, one
+line per run (:func:`overlay_series` gives the lines' data, :func:`overlay_figure` draws).
+The figures are ``matplotlib.figure.Figure`` objects drawn by the Agg backend: no pyplot, no
+global backend switch, so notebooks and GUIs calling these functions keep their own backend.
+matplotlib is an optional dependency (``pip install 'sgjax[plot]'``).
 
 The word-group view projects word pairs (by default the countries and capitals of
 questions-words' ``capital-common-countries`` section) onto the first two principal
@@ -20,9 +23,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -343,6 +346,143 @@ def write_report(
         if fig is None:
             notes.append(f"{filename}: skipped, {why}")
             continue
+        out.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out / filename, format="png")
+        written.append(out / filename)
+    return written, notes
+
+
+# --------------------------------------------------------------------------------------------
+# Several runs overlaid (e.g. one per optimizer).
+
+
+class Series(NamedTuple):
+    """One run's line in an overlay panel."""
+
+    label: str
+    x: np.ndarray
+    y: np.ndarray
+
+
+def run_labels(run_dirs: Sequence[PathLike]) -> list[str]:
+    """Each run's directory name, or the path as given where two runs share a name."""
+    names = [Path(r).resolve().name for r in run_dirs]
+    return [n if names.count(n) == 1 else str(r) for n, r in zip(names, run_dirs, strict=True)]
+
+
+def _words(r: dict) -> float:
+    return _num(r.get("words_total"))
+
+
+def _epoch(r: dict) -> float:
+    return _num(r.get("epoch"))
+
+
+def _series(
+    label: str, rows: Sequence[dict], x: Callable[[dict], float], key: str
+) -> Series | None:
+    """The points ``(x(row), row[key])`` of the rows with a finite x and a non-null y."""
+    pts = [(x(r), _num(r[key])) for r in rows if r.get(key) is not None and math.isfinite(x(r))]
+    return Series(label, *(np.array(v) for v in zip(*pts, strict=True))) if pts else None
+
+
+def overlay_series(runs: Sequence[tuple[str, Sequence[dict]]]) -> dict[str, list[Series]]:
+    """Panel -> one Series per ``(label, records)`` run that has its data, in run order:
+    ``loss`` and ``lr`` against words processed (``"log"`` records, else ``"epoch"`` ones,
+    as :func:`loss_figure`), ``loss_time`` against seconds since the run's first record
+    with a ``"time"``, and ``words_per_s``, ``analogy``, ``wordsim_spearman`` per epoch."""
+    out: dict[str, list[Series]] = {p: [] for p in PANELS}
+    for label, records in runs:
+        losses = events(records, "log") or events(records, "epoch")
+        epochs = events(records, "epoch")
+        t0 = min((_num(r.get("time")) for r in records if "time" in r), default=math.nan)
+
+        def elapsed(r: dict, t0: float = t0) -> float:
+            return _num(r.get("time")) - t0
+
+        for panel, rows, x, key in (
+            ("loss", losses, _words, "loss"),
+            ("lr", losses, _words, "lr"),
+            ("loss_time", losses, elapsed, "loss"),
+            ("words_per_s", epochs, _epoch, "words_per_s"),
+            ("analogy", epochs, _epoch, "analogy"),
+            ("wordsim_spearman", epochs, _epoch, "wordsim_spearman"),
+        ):
+            s = _series(label, rows, x, key)
+            if s is not None:
+                out[panel].append(s)
+    return out
+
+
+#: Overlay panel -> its y axis' label.
+PANELS = {
+    "loss": "loss E per prediction",
+    "lr": "learning rate",
+    "loss_time": "loss E per prediction",
+    "words_per_s": "words / s",
+    **SCORES,
+}
+#: Overlay figure -> (its panels, one axes each sharing the x axis; x label; title).
+OVERLAYS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "loss.png": (("loss", "lr"), "words processed", "training loss and learning rate"),
+    "speed.png": (("words_per_s",), "epoch", "training speed (epoch 1 includes compiling)"),
+    "scores.png": (("analogy", "wordsim_spearman"), "epoch", "evaluation after each epoch"),
+    "loss-time.png": (
+        ("loss_time",),
+        "wall-clock seconds since the first record",
+        "training loss against time",
+    ),
+}
+
+
+def overlay_figure(
+    series: dict[str, list[Series]], panels: Sequence[str], xlabel: str, title: str
+) -> Figure | None:
+    """One axes per panel holding data, one line per run (a run keeps its colour across
+    panels). None if no panel holds data."""
+    present = [p for p in panels if series.get(p)]
+    if not present:
+        return None
+    labels = list(dict.fromkeys(s.label for p in present for s in series[p]))
+    fig = _new_figure(figsize=(8, 3 + 2.5 * len(present)), dpi=DPI, layout="constrained")
+    axes = fig.subplots(len(present), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, panel in zip(axes, present, strict=True):
+        for s in series[panel]:
+            style = {"marker": "o", "markersize": 3} if len(s.x) < 50 else {}
+            color = f"C{labels.index(s.label) % 10}"
+            ax.plot(s.x, s.y, color=color, linewidth=1.2, label=s.label, **style)
+        ax.set_ylabel(PANELS[panel])
+        ax.grid(True, alpha=0.3)
+    if xlabel == "epoch":
+        axes[-1].xaxis.get_major_locator().set_params(integer=True)
+    axes[-1].set_xlabel(xlabel)
+    axes[0].legend(loc="best", fontsize=8)
+    axes[0].set_title(f"{title}, {len(labels)} run{'s' if len(labels) != 1 else ''}")
+    return fig
+
+
+def write_overlay(run_dirs: Sequence[PathLike], out_dir: PathLike) -> tuple[list[Path], list[str]]:
+    """Write the runs' curves overlaid, one line per run labelled by its directory name, as
+    the PNG files of ``OVERLAYS`` into ``out_dir``. Returns ``(paths written, notes)``, a note
+    for each figure skipped (no run has its data) or lacking some run's line. Raises
+    FileNotFoundError naming a run that is not a directory, ValueError naming a malformed
+    metrics.jsonl, ImportError (with the install hint) if matplotlib is missing."""
+    runs = [Path(r) for r in run_dirs]
+    for run in runs:
+        if not run.is_dir():
+            raise FileNotFoundError(f"{run}: no such run directory")
+    _new_figure()  # fail early if matplotlib is missing
+    labels = run_labels(runs)
+    series = overlay_series([(n, read_metrics(r)) for n, r in zip(labels, runs, strict=True)])
+    out, written, notes = Path(out_dir), [], []
+    for filename, (panels, xlabel, title) in OVERLAYS.items():
+        fig = overlay_figure(series, panels, xlabel, title)
+        if fig is None:
+            notes.append(f"{filename}: skipped, no run has data for it in metrics.jsonl")
+            continue
+        have = {s.label for p in panels for s in series[p]}
+        if missing := [n for n in labels if n not in have]:
+            notes.append(f"{filename}: no data from {', '.join(missing)}")
         out.mkdir(parents=True, exist_ok=True)
         fig.savefig(out / filename, format="png")
         written.append(out / filename)
