@@ -39,16 +39,18 @@ from sgjax import checkpoint, kernels, rundir, sharding
 from sgjax.batches import epoch_batches
 from sgjax.callbacks import Recorder
 from sgjax.config import Config, load_config, to_yaml
+from sgjax.continuation import continued_schedule, init_rows
 from sgjax.corpus import resolve_paths
 from sgjax.encode import encode_corpus
 from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
+from sgjax.logwriters import open_writers
 from sgjax.model import ModelSpec
-from sgjax.optim import build_optimizer
+from sgjax.optim import build_optimizer, build_schedule
 from sgjax.progress import Progress, sig
 from sgjax.timing import Clock, use_compile_cache
 from sgjax.train import Hooks, StepSpec, TrainState, fit, group_batches, init_state
-from sgjax.vectors import WordVectors, write_word2vec
-from sgjax.vocab import Vocab, build_vocab, load_vocab, save_vocab
+from sgjax.vectors import WordVectors, read_word2vec, write_word2vec
+from sgjax.vocab import Vocab, build_vocab, fixed_vocab, load_vocab, save_vocab
 
 #: Words of the vectors evaluated before training, to read the evaluation files early.
 EVAL_CHECK_WORDS = 1000
@@ -108,12 +110,15 @@ def build(cfg: Config, out_dir: str | os.PathLike | None = None, clock: Clock | 
     clock = clock or Clock()
     paths = corpus_paths(cfg)
     with clock("vocab"):
-        vocab = build_vocab(
-            paths,
-            min_count=cfg.data.min_count,
-            max_vocab_size=cfg.data.max_vocab_size,
-            max_line_tokens=cfg.data.max_line_tokens,
-        )
+        if cfg.data.vocab:  # a fixed vocabulary, counted in this corpus
+            vocab = fixed_vocab(cfg.data.vocab, paths)
+        else:
+            vocab = build_vocab(
+                paths,
+                min_count=cfg.data.min_count,
+                max_vocab_size=cfg.data.max_vocab_size,
+                max_line_tokens=cfg.data.max_line_tokens,
+            )
     cache = cfg.data.cache_dir or (str(Path(out_dir) / "cache") if out_dir else None)
     with clock("encode"):
         encoded = encode_corpus(paths, vocab, cache, max_line_tokens=cfg.data.max_line_tokens)
@@ -121,7 +126,29 @@ def build(cfg: Config, out_dir: str | os.PathLike | None = None, clock: Clock | 
         return _assemble(cfg, vocab, encoded)
 
 
-def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
+def _check_resume_config(saved: Config, wanted: Config | None, out: Path) -> None:
+    """A resume may change only the epochs (more of them) and :data:`rundir.MAY_CHANGE`."""
+    if wanted is None:
+        return
+    changes = rundir.config_changes(to_yaml(saved), to_yaml(wanted))
+    changes = [c for c in changes if not c.startswith("train.epochs ")]
+    if changes or wanted.train.epochs < saved.train.epochs:
+        what = ", ".join(changes) or f"train.epochs ({saved.train.epochs} -> fewer)"
+        raise rundir.RunDirError(
+            f"resume: the config differs from {out / 'config.yaml'} in {what}; a resumed run "
+            "may only get more train.epochs, or change keys of sgjax.rundir.MAY_CHANGE"
+        )
+
+
+def _continued(saved: Config, wanted: Config, step: int) -> Config:
+    """``wanted`` with the continuation at ``step`` recorded (:mod:`sgjax.continuation`)."""
+    t = wanted.train
+    if t.epochs > saved.train.epochs:
+        t = dataclasses.replace(t, extended=[*saved.train.extended, [step, saved.train.epochs]])
+    return dataclasses.replace(wanted, train=t)
+
+
+def _assemble(cfg: Config, vocab: Vocab, encoded: Any, fresh: bool = True) -> Run:
     m, t = cfg.model, cfg.train
     model = ModelSpec.from_config(m, cfg.data)
     tables = model.layer.prepare(vocab, model)  # device constants: noise sampler, tree, ...
@@ -131,7 +158,10 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
     seed0 = dataclasses.replace(cfg, train=dataclasses.replace(t, seed=0))
     steps_per_epoch = sum(1 for _ in _batches(seed0, vocab, encoded, 0))
     total_steps = max(1, steps_per_epoch * t.epochs)
-    optimizer = build_optimizer(cfg.optimizer, total_steps)
+    schedule = continued_schedule(  # the plain schedule unless the run was continued
+        lambda n: build_schedule(cfg.optimizer, n), steps_per_epoch, t.epochs, t.extended
+    )
+    optimizer = build_optimizer(cfg.optimizer, total_steps, schedule)
     spec = StepSpec(
         model=model,
         optimizer=optimizer,
@@ -151,6 +181,11 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any) -> Run:
     state = init_state(
         jax.random.PRNGKey(t.seed), len(vocab), m.dim, str(m.output), optimizer, dtype
     )
+    if fresh and m.init_from:  # pretrained input vectors for the words they hold
+        W, n = init_rows(np.asarray(state.params["W"]), vocab.words, read_word2vec(m.init_from))
+        if n == 0:
+            raise ValueError(f"model.init_from: {m.init_from} holds none of the run's words")
+        state = state.replace(params={**state.params, "W": jnp.asarray(W, dtype)})
     return Run(cfg, vocab, encoded, tables, spec, total_steps, state)
 
 
@@ -200,23 +235,6 @@ def vectors_of(run: Run, state: TrainState) -> WordVectors:
     return WordVectors.from_params(run.vocab.words, np.asarray(W, np.float32))
 
 
-class _Jsonl:
-    """metrics.jsonl: one JSON record a line."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def write(self, record: dict) -> None:
-        try:
-            with open(self.path, "a", encoding="utf-8") as f:
-                f.write(json.dumps(record) + "\n")
-        except OSError as e:  # a full disk: name the file
-            raise OSError(e.errno, e.strerror or str(e), str(self.path)) from None
-
-    def close(self) -> None:
-        pass
-
-
 def train(
     cfg: Config,
     out_dir: str | os.PathLike | None = None,
@@ -262,7 +280,9 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     if resume:
         if not checkpoint.candidates(out):
             raise FileNotFoundError(f"--resume: no checkpoint in {out}/checkpoints")
-        cfg = load_config(out / "config.yaml")
+        # the run resumes under its own config, then goes on under cfg (more epochs)
+        wanted, cfg = cfg, load_config(out / "config.yaml")
+        _check_resume_config(cfg, wanted, out)
     elif out is not None and sharding.is_primary():
         rundir.check_fresh(out, overwrite)  # before anything is read or written
     use_compile_cache(cfg.train.compile_cache)
@@ -280,7 +300,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
                 corpus_paths(cfg), vocab, cache, max_line_tokens=cfg.data.max_line_tokens
             )
         with clock("setup"):
-            run = _assemble(cfg, vocab, encoded)
+            run = _assemble(cfg, vocab, encoded, fresh=False)
         with clock("checkpoint"):
             state, meta, path = checkpoint.restore_newest(  # onto cfg.mesh, from any mesh
                 out, sharding.restore_target(cfg, run.state), pad_rows=True, on_skip=_skipped
@@ -289,6 +309,14 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
                 rundir.check_fingerprint(meta.get("fingerprint"), fp, str(path))
             # on the device as the fresh state is, so the step's compiled program is reused
             run.state = jax.device_put(state)
+        if wanted is not None and to_yaml(wanted) != to_yaml(cfg):
+            cfg = _continued(cfg, wanted, int(meta["step"]))
+            with clock("setup"):  # the continued schedule (sgjax.continuation)
+                state, run = run.state, _assemble(cfg, vocab, encoded, fresh=False)
+                run.state = state
+            fp = _fingerprint(cfg, vocab)
+            if sharding.is_primary():
+                checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
     else:
         run = build(cfg, out, clock)
         fp = _fingerprint(cfg, run.vocab)
@@ -310,7 +338,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     done_words = corpus_words * int(run.state.epoch) + int(run.state.words)
     bar = Progress(total_words, done_words, progress)
     scores: dict = {}
-    record = Recorder(_Jsonl(metrics_path) if metrics_path else None, callbacks)
+    record = Recorder(open_writers(cfg.train.log_to, out) if metrics_path else None, callbacks)
 
     def meta_of(state: TrainState) -> dict:
         return {

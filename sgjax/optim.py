@@ -165,8 +165,11 @@ class SparseOptimizer(NamedTuple):
     path: str  # "dense", "scatter" (lazy, linear update) or "rows" (lazy, element-wise)
 
 
-def build_optimizer(cfg: OptimizerConfig, total_steps: int) -> SparseOptimizer:
-    """The optimizer of ``cfg`` with its schedule spanning ``total_steps`` update steps.
+def build_optimizer(
+    cfg: OptimizerConfig, total_steps: int, schedule: optax.Schedule | None = None
+) -> SparseOptimizer:
+    """The optimizer of ``cfg`` with its schedule spanning ``total_steps`` update steps (or
+    ``schedule``: a continued run's, :mod:`sgjax.continuation`).
 
     The transformation is ``optax.chain(*chain, optimizer)`` for the ``optimizer.chain``
     entries (just the optimizer without them, so its state is optax's own). Raises
@@ -174,7 +177,7 @@ def build_optimizer(cfg: OptimizerConfig, total_steps: int) -> SparseOptimizer:
     its arguments, if a part does not run as ``update(grads, state, params)``, or (lazy mode)
     if a part is not element-wise.
     """
-    schedule = build_schedule(cfg, total_steps)
+    schedule = build_schedule(cfg, total_steps) if schedule is None else schedule
     chain = _make_chain(cfg)
     # a constant rate goes in as a number: some optax optimizers (sm3) take no schedule
     opt = _make_tx(cfg, cfg.learning_rate if cfg.schedule == "constant" else schedule)

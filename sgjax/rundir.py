@@ -51,6 +51,7 @@ MAY_CHANGE = (
     "data.cache_dir",
     "train.compile_cache",
     "train.log_every_steps",
+    "train.log_to",
     "train.checkpoint_every_steps",
 )
 SAMPLE_BLOCKS, BLOCK_BYTES = 32, 64 << 10  # plus the first and last MiB
@@ -157,9 +158,15 @@ def _flat(d: object, prefix: str = "") -> dict[str, object]:
     return out
 
 
-def _config_changes(saved: str, now: str) -> list[str]:
+def config_changes(saved: str, now: str) -> list[str]:
+    """``key (old -> new)`` for every key that differs between two config YAMLs, but those
+    of :data:`MAY_CHANGE` and, when ``now`` records a continuation of ``saved``
+    (:mod:`sgjax.continuation`: its ``train.extended`` extends the saved one), the epochs."""
     a, b = _flat(yaml.safe_load(saved) or {}), _flat(yaml.safe_load(now) or {})
     keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    old, new = a.get("train.extended") or [], b.get("train.extended") or []
+    if len(new) > len(old) and new[: len(old)] == old:
+        keys = [k for k in keys if k not in ("train.epochs", "train.extended")]
     return [f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in keys if not k.startswith(MAY_CHANGE)]
 
 
@@ -170,7 +177,7 @@ def check_fingerprint(saved: dict | None, now: dict, where: str) -> None:
     if not saved:
         return
     problems = []
-    changes = _config_changes(saved.get("config") or "{}", now["config"])
+    changes = config_changes(saved.get("config") or "{}", now["config"])
     if saved.get("config") and changes:
         problems.append("config.yaml changed: " + ", ".join(changes[:5]))
     if saved.get("vocab_sha256") not in (None, now["vocab_sha256"]):

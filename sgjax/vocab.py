@@ -280,3 +280,24 @@ def noise_distribution(vocab: Vocab, ns_exponent: float = 0.75) -> np.ndarray:
 def subsampled_total(vocab: Vocab, sample: float) -> float:
     """Expected tokens per epoch left after subsampling: sum_w count(w) * keep(w)."""
     return float(np.dot(vocab.counts, keep_probs(vocab, sample)))
+
+
+def fixed_vocab(vocab_path: str | os.PathLike, paths: PathsLike) -> Vocab:
+    """``data.vocab``: the words of a vocabulary file (``word count`` lines, as
+    :func:`save_vocab` writes them), counted in this corpus (subsampling, the noise
+    distribution and the Huffman tree follow this corpus) and sorted by that count
+    (the file's order among ties). No ``min_count`` applies; words outside the file are
+    dropped from the corpus. A word of the file that the corpus lacks keeps count 1 (the
+    least that keeps its subsampling and noise weights finite) and trains only as noise."""
+    given = load_vocab(vocab_path)
+    files = resolve_paths(paths)
+    stats = CorpusStats()
+    counts, _ = count_words(files, stats=stats)
+    c = np.array([counts.get(w.encode("utf-8"), 0) for w in given.words], dtype=np.int64)
+    if not c.any():
+        raise ValueError(
+            f"none of the {len(given)} words of {vocab_path} occurs in corpus {describe(files)}"
+        )
+    c = np.maximum(c, 1)
+    order = np.argsort(-c, kind="stable")
+    return Vocab(tuple(given.words[i] for i in order), c[order], raw_tokens=stats.tokens)
