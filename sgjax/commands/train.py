@@ -32,7 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", default="runs/quickstart", help="run directory (default: %(default)s)")
     p.add_argument(
-        "--resume", action="store_true", help="continue the run in --out from its newest checkpoint"
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its newest checkpoint; with --set "
+        "train.epochs=N (more than the run's) it trains on, the rest of its schedule "
+        "stretched over the added epochs (sgjax.continuation)",
     )
     p.add_argument(
         "--overwrite",
@@ -60,16 +64,19 @@ def run(args: argparse.Namespace) -> int:
 
     clock = Clock(from_process_start=True)  # import: the process's start until here
 
-    if args.resume and (args.config or args.overrides or args.overwrite):
+    if args.resume and (args.config or args.overwrite):
         print(
-            "sgjax train: error: --resume uses the run's own config.yaml; drop "
-            "--config/--set/--overwrite",
+            "sgjax train: error: --resume uses the run's own config.yaml (with --set: more "
+            "train.epochs, or the keys that may change); drop --config/--overwrite",
             file=sys.stderr,
         )
         return 2
-    cfg = None if args.resume else load_config(args.config, args.overrides)
-    # multi-host: jax.distributed starts before any other JAX work (sgjax.sharding)
     saved = Path(args.out) / "config.yaml"
+    if args.resume:  # --set on top of the run's config: checked by train (sgjax.experiment)
+        cfg = load_config(saved, args.overrides) if args.overrides and saved.is_file() else None
+    else:
+        cfg = load_config(args.config, args.overrides)
+    # multi-host: jax.distributed starts before any other JAX work (sgjax.sharding)
     mesh = cfg.mesh if cfg is not None else load_config(saved).mesh if saved.is_file() else None
     initialize_distributed(mesh)
     try:  # other errors: one line and exit code 2 (sgjax.cli)
