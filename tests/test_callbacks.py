@@ -73,3 +73,17 @@ def test_custom_loop_with_public_names_equals_fit(corpus):
         )
     assert losses[-1] < losses[0]
     assert sum(1 for _ in run.batches(0)) == run.total_steps // cfg.train.epochs
+
+
+def test_a_run_writes_tensorboard_events_that_read_back(corpus, tmp_path):
+    pytest.importorskip("tensorboardX")
+    ea_mod = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    out = tmp_path / "run"
+    cfg = tiny_cfg(corpus, "train.log_every_steps=8", "train.log_to=[jsonl,tensorboard]")
+    result = train(cfg, out, progress=False)
+    ea = ea_mod.EventAccumulator(str(out / "tensorboard"))
+    ea.Reload()
+    logs = [r for r in result.history if r["event"] == "log"]
+    got = [(e.step, e.value) for e in ea.Scalars("log/loss")]
+    assert got == [(r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in logs]
+    assert {"epoch/loss", "epoch/words_per_s", "end/phases_s/train"} <= set(ea.Tags()["scalars"])
