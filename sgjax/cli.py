@@ -17,8 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gradcheck": ("gradcheck", "check the paper's explicit gradient rules against jax.grad"),
     "eval": ("evaluate", "analogy and word-similarity scores of a vectors file"),
     "neighbors": ("neighbors", "nearest neighbours of words in a vectors file"),
-    "export": ("export", "write a run's vectors in word2vec text or binary format"),
-    "report": ("report", "PNG figures of a finished run"),
+    "export": ("export", "write a run's vectors: word2vec text or binary, npy, or TensorBoard tsv"),
+    "report": ("report", "PNG figures of a run, or of several runs overlaid"),
+    "phrases": ("phrases", "join frequent word pairs into phrase tokens (word2phrase)"),
 }
 
 
