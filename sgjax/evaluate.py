@@ -52,7 +52,6 @@ __all__ = [
     "nearest_neighbors",
     "pearson",
     "questions_words_path",
-    "rankdata",
     "spearman",
     "wordsim353_path",
 ]
@@ -92,35 +91,28 @@ def _json_float(x: float) -> float | None:
 
 
 # --- word pairs -------------------------------------------------------------------------------
-def rankdata(x: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Ranks 1..n, ties getting the average of their ranks (scipy's ``rankdata``)."""
-    x = np.asarray(x)
-    order = np.argsort(x, kind="mergesort")
-    inverse = np.empty(x.size, np.int64)
-    inverse[order] = np.arange(x.size)
-    xs = x[order]
-    first = np.r_[True, xs[1:] != xs[:-1]]
-    dense = np.cumsum(first)[inverse]
-    bounds = np.r_[np.flatnonzero(first), x.size]
-    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
-
-
 def pearson(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Pearson's r in float64 (NaN if either input is constant)."""
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
-        raise ValueError("pearson needs two 1-D sequences of the same length >= 2")
-    xm, ym = x - x.mean(), y - y.mean()
-    nx, ny = np.linalg.norm(xm), np.linalg.norm(ym)
-    if nx == 0 or ny == 0:
-        return math.nan
-    return float(np.clip((xm / nx) @ (ym / ny), -1.0, 1.0))
+    """Pearson's r (scipy.stats.pearsonr, as gensim's evaluate_word_pairs); NaN if either
+    input is constant."""
+    return _correlation("pearsonr", x, y)
 
 
 def spearman(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Spearman's rank correlation: Pearson's r of the (average-tie) ranks."""
-    return pearson(rankdata(x), rankdata(y))
+    """Spearman's rank correlation (scipy.stats.spearmanr: average ranks for ties)."""
+    return _correlation("spearmanr", x, y)
+
+
+def _correlation(name: str, x, y) -> float:
+    import warnings
+
+    from scipy import stats
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 2:
+        raise ValueError(f"{name} needs two 1-D sequences of the same length >= 2")
+    with warnings.catch_warnings():  # constant input: NaN, as documented, not a warning
+        warnings.simplefilter("ignore")
+        return float(getattr(stats, name)(x, y).statistic)
 
 
 def evaluate_word_pairs(

@@ -123,15 +123,13 @@ def clip_range(n: int, clip_start: int, clip_end: int | None, restrict_vocab: in
 
 def p_value(r: float, n: int) -> float:
     """Two-sided p-value of a correlation ``r`` of ``n`` pairs (Student's t with n - 2 degrees
-    of freedom, as scipy's pearsonr and spearmanr); NaN without scipy or with n < 3."""
+    of freedom, as scipy's pearsonr and spearmanr); NaN with n < 3."""
     if math.isnan(r) or n < 3:
         return math.nan
     if abs(r) >= 1.0:
         return 0.0
-    try:
-        from scipy.special import stdtr
-    except ImportError:
-        return math.nan
+    from scipy.special import stdtr
+
     t = r * math.sqrt((n - 2) / ((1.0 - r) * (1.0 + r)))
     return float(min(1.0, 2.0 * stdtr(n - 2, -abs(t))))
 
@@ -387,7 +385,7 @@ class KeyedVectorsAPI:
         dummy4unknown: bool = False,
     ) -> tuple[Correlation, Correlation, float]:
         """``(pearson, spearman, oov_ratio)`` as gensim returns them: each correlation a
-        ``(statistic, pvalue)`` pair (p-values need scipy: NaN without it); ``pairs=None`` is
+        ``(statistic, pvalue)`` pair (the p-value from scipy); ``pairs=None`` is
         the shipped WordSim-353. :func:`sgjax.evaluate.evaluate_word_pairs` gives the richer
         result."""
         from sgjax.evaluate import evaluate_word_pairs

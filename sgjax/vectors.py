@@ -74,7 +74,7 @@ class WordVectors(KeyedVectorsAPI):
     - ``most_similar_cosmul`` honours ``restrict_vocab`` (gensim 4.4.0 ignores it), and
       ``evaluate_word_analogies(similarity_function="most_similar_cosmul")`` uses 3CosMul.
     - Scores are Python floats; ``evaluate_word_pairs`` gives ``(statistic, pvalue)`` tuples
-      (p-values need scipy). Unknown words in ``doesnt_match`` warn with ``warnings``
+      (p-values from scipy). Unknown words in ``doesnt_match`` warn with ``warnings``
       (gensim logs).
     - Files: UTF-8, float32, with a header, finite values unless ``allow_nonfinite``; no
       ``fvocab``. ``save_word2vec_format`` writes atomically, text as ``%.9g``.

@@ -22,7 +22,6 @@ from sgjax.evaluate import (
     nearest_neighbors,
     pearson,
     questions_words_path,
-    rankdata,
     spearman,
     wordsim353_path,
 )
@@ -356,7 +355,6 @@ def test_word_pairs_errors(tmp_path, trained):
 )
 def test_correlations_equal_scipy(x, y):
     stats = pytest.importorskip("scipy.stats")
-    np.testing.assert_allclose(rankdata(x), stats.rankdata(x))
     assert pearson(x, y) == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-12)
     assert spearman(x, y) == pytest.approx(stats.spearmanr(x, y)[0], abs=1e-12)
     assert np.isnan(pearson([1, 1, 1], [1, 2, 3]))
