@@ -87,3 +87,18 @@ def test_a_run_writes_tensorboard_events_that_read_back(corpus, tmp_path):
     got = [(e.step, e.value) for e in ea.Scalars("log/loss")]
     assert got == [(r["step"], pytest.approx(r["loss"], rel=1e-6)) for r in logs]
     assert {"epoch/loss", "epoch/words_per_s", "end/phases_s/train"} <= set(ea.Tags()["scalars"])
+
+
+def test_progress_eta_excludes_the_first_call_and_lr_keeps_three_digits(monkeypatch):
+    """The first piped progress line counted compile time into its ETA ("eta 210s" for a
+    15 s run), and stderr rounded lr to 0.0."""
+    from sgjax import progress as progress_mod
+
+    clock = iter([0.0, 20.0, 21.0])  # start; the first call (compiling) ends at 20 s; then 1 s
+    monkeypatch.setattr(progress_mod.time, "perf_counter", lambda: next(clock))
+    bar = progress_mod.Progress(total_words=1000, initial=0, enabled=False)
+    bar(100, {"loss": 2.0, "lr": 2.5e-4})  # the first call: 100 words in 20 s
+    bar.done += 100  # a second call: 100 words in 1 s
+    line = bar.line({"loss": 2.0, "lr": 2.5e-4}, 21.0)
+    assert "100 words/s" in line and "eta 8s" in line and "lr 0.00025" in line
+    assert progress_mod.sig(2.5e-4, 4) == 2.5e-4 and progress_mod.sig(0.0123456) == 0.0123
