@@ -5,8 +5,30 @@ them as one line with exit code 2."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
+
+
+def add_config_arguments(p: argparse.ArgumentParser) -> None:
+    """``--config FILE`` (repeatable, merged in order) and ``--set KEY=VALUE`` (repeatable),
+    as ``sgjax train`` and ``sgjax config`` take them (:func:`sgjax.config.load_config`)."""
+    p.add_argument(
+        "--config",
+        action="append",
+        metavar="FILE",
+        help="YAML config file; repeat to merge several in order, later files winning key by "
+        "key (default: the built-in defaults, skip-gram negative sampling; --set "
+        "model.architecture=... / model.output=... picks another model with its own defaults)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted override after the files, e.g. --set optimizer.name=adam (repeatable)",
+    )
 
 
 def read_vectors(command: str, path: str, binary: bool | None, allow_nonfinite: bool) -> Any:

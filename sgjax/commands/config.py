@@ -11,23 +11,11 @@ from __future__ import annotations
 
 import argparse
 
+from sgjax.commands import add_config_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        action="append",
-        metavar="FILE",
-        help="YAML config file; repeat to merge several in order, later files winning key by "
-        "key (default: the built-in defaults)",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override after the files, e.g. --set model.architecture=cbow (repeatable)",
-    )
+    add_config_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -10,26 +10,13 @@ from __future__ import annotations
 
 import argparse
 
+from sgjax.commands import add_config_arguments
+
 QUICKSTART_WORDS = ("king", "france", "computer", "good", "city")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--config",
-        action="append",
-        metavar="FILE",
-        help="YAML config file; repeat to merge several in order, later files winning key by "
-        "key (default: the built-in defaults, skip-gram negative sampling; --set "
-        "model.architecture=... / model.output=... picks another model with its own defaults)",
-    )
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="dotted override, e.g. --set optimizer.name=adam (repeatable)",
-    )
+    add_config_arguments(p)
     p.add_argument("--out", default="runs/quickstart", help="run directory (default: %(default)s)")
     p.add_argument(
         "--resume",
