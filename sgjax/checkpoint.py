@@ -2,25 +2,44 @@
 vocabulary (word2vec.c's ``-save-vocab`` text), the resolved config (YAML) and a small JSON
 record of progress.
 
-Layout under ``RUN/checkpoints/``::
+Layout under ``RUN/checkpoints/`` (an orbax ``CheckpointManager`` directory)::
 
-    step_00001234/            one complete checkpoint
-        state/                orbax StandardCheckpointer directory (arrays, no pickle)
-        meta.json             {"step", "epoch", "batch_in_epoch", "words_total", ...}
-    LATEST                    the name of the newest complete checkpoint
+    step_0000001234/          one complete checkpoint (orbax's step_prefix="step", 10 digits)
+        state/                the TrainState: orbax StandardCheckpointHandler (no pickle)
+        meta.json             {"step", "epoch", "batch_in_epoch", "words_total", ...,
+                              "files_sha256": sha256 of every file of state/}
+        _CHECKPOINT_METADATA, commit_success.txt    orbax's own records
 
-Atomicity: a checkpoint is written into ``.tmp-step_...`` and renamed into place only when
-complete, then ``LATEST`` is replaced atomically (write + fsync + ``os.replace``). A crash at
-any moment leaves the previous checkpoint intact and ``LATEST`` pointing at a complete one.
-The vocabulary and config of a run never change, so they live once at ``RUN/vocab.txt`` and
-``RUN/config.yaml`` (written by the trainer before the first checkpoint).
+Orbax does the directory work: each checkpoint is written into
+``step_....orbax-checkpoint-tmp`` and renamed into place only when complete (a crash at any
+moment leaves the previous checkpoints intact; unfinished directories are removed by the
+next save), and it deletes old checkpoints after each save, keeping the newest ``keep``
+plus those saved with ``keep_forever`` (``train.keep_checkpoints``,
+``train.keep_epoch_checkpoints``: orbax's ``LatestN`` or ``CustomSteps`` preservation
+policies; ``"keep_forever": true`` in meta.json remembers them across sessions).
+``meta.json`` is written by the state's handler at orbax's finalize step, after every
+process's arrays are written and before the commit, so it is part of the atomic checkpoint;
+its sha256 digests let :func:`restore_newest` skip a damaged newest checkpoint for an older
+one. The newest complete checkpoint is the highest step with a ``meta.json``.
+
+Kept by hand, as orbax cannot do it: orbax refuses to save a step that exists (an epoch's
+end on an N-step boundary saves the same step twice, or a resume from an older checkpoint
+after a damaged newest one). The existing directory is renamed to ``step_....replaced``
+first and deleted after the commit; until then :func:`candidates` still offers it, so a
+crash mid-write never leaves a run without the checkpoint it had.
+
+Runs written before orbax's manager (the same ``state/`` and ``meta.json`` per step, and a
+``LATEST`` file) are read as they are; the next save joins them to the rotation and removes
+``LATEST``. The vocabulary and config of a run never change, so they live once at
+``RUN/vocab.txt`` and ``RUN/config.yaml`` (written by the trainer before the first
+checkpoint).
 
 Sharded states (:mod:`sgjax.sharding`): arrays spread over several devices are handed to
 orbax as they are (each shard written once; with several processes every process writes its
-own, process 0 alone does the directory work, between barriers), and :func:`restore` puts
-every leaf on the sharding of its target leaf, so a checkpoint written on one mesh restores
-on any other device count; ``pad_rows=True`` accepts the different (zero-padded) row counts
-of the tables on meshes of another size.
+own, process 0 alone does the directory work), and :func:`restore` puts every leaf on the
+sharding of its target leaf, so a checkpoint written on one mesh restores on any other
+device count; ``pad_rows=True`` accepts the different (zero-padded) row counts of the
+tables on meshes of another size.
 
 Reading a run back: :func:`load_run_state` gives a run directory's vocabulary and newest
 checkpointed parameters as numpy arrays (``sgjax export``, ``sgjax report``), without
@@ -31,6 +50,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -38,10 +58,12 @@ from typing import Any
 import jax
 import numpy as np
 
+from sgjax.ckpt_manager import ORBAX_TMP, save_step
 from sgjax.config import load_config
 from sgjax.vocab import Vocab, load_vocab
 
-LATEST = "LATEST"
+LATEST = "LATEST"  # the newest checkpoint's name, in runs written before orbax's manager
+REPLACED = ".replaced"  # a step's old directory while the same step is written again
 
 
 def _fsync_dir(path: Path) -> None:
@@ -86,48 +108,84 @@ def _barrier(name: str) -> None:
         multihost_utils.sync_global_devices(name)
 
 
-def save(run_dir: str | os.PathLike, state: Any, meta: dict, keep: int = 2) -> Path:
-    """Save ``state`` (any pytree of arrays) and ``meta`` atomically; keep the newest ``keep``.
+def _step_of(path: Path) -> int | None:
+    """The step of a checkpoint directory's name (its ``.replaced`` copy too), else None."""
+    m = re.fullmatch(r"step_(\d+)", path.name.removesuffix(REPLACED))
+    return int(m.group(1)) if m else None
+
+
+def _seal(state_dir: Path, meta: dict) -> None:
+    """Write the checkpoint's ``meta.json`` beside ``state_dir`` (orbax's temporary step
+    directory, before the commit: :mod:`sgjax.ckpt_manager`), with the sha256 of every file
+    of ``state_dir``, which :func:`verify` checks."""
+    meta = {**meta, "files_sha256": _digests(state_dir)}
+    write_text_atomic(state_dir.parent / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
+
+
+def save(
+    run_dir: str | os.PathLike,
+    state: Any,
+    meta: dict,
+    keep: int = 2,
+    keep_forever: bool = False,
+) -> Path:
+    """Save ``state`` (any pytree of arrays) and ``meta`` atomically, as checkpoint step
+    ``meta["step"]``; then keep the newest ``keep`` checkpoints and those saved with
+    ``keep_forever`` (delete the others).
 
     Returns the checkpoint's directory. With several processes (``jax.distributed``) every
     process calls it with the same ``run_dir`` on a shared file system: all write their
     shards of ``state``, process 0 alone does the directory work and ``meta.json``.
     """
-    import orbax.checkpoint as ocp
-
+    if keep < 1:
+        raise ValueError(f"keep={keep}: at least the newest checkpoint must be kept")
     primary = jax.process_index() == 0
     final = path_of(run_dir, meta)
-    root, name = final.parent, final.name
-    tmp = root / f".tmp-{name}"
+    root, step = final.parent, int(meta["step"])
+    aside = final.with_name(final.name + REPLACED)
     if primary:
         root.mkdir(parents=True, exist_ok=True)
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir()
-    _barrier(f"sgjax-ckpt-prepare-{name}")
+        if final.exists():  # the same step again: orbax refuses it, so set the old one aside
+            if aside.exists():
+                shutil.rmtree(aside)
+            os.replace(final, aside)
+    _barrier(f"sgjax-ckpt-prepare-{final.name}")
+    forever = _kept_forever(Path(run_dir)) + ([step] if keep_forever else [])
+    meta = {**meta, "keep_forever": True} if keep_forever else dict(meta)
     state = jax.tree.map(_to_save, state)
-    ckptr = ocp.StandardCheckpointer()
-    ckptr.save((tmp / "state").absolute(), state)
-    ckptr.wait_until_finished()
-    ckptr.close()
-    _barrier(f"sgjax-ckpt-written-{name}")
+    save_step(root, step, state, keep=keep, forever=forever, seal=lambda d: _seal(d, meta))
     if primary:
-        meta = {**meta, "files_sha256": _digests(tmp / "state")}  # checked on restore
-        write_text_atomic(tmp / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
-        if final.exists():  # the same step saved twice (e.g. epoch end == N-step boundary)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
         _fsync_dir(root)
-        write_text_atomic(root / LATEST, name + "\n")
-        for old in sorted(p for p in root.glob("step_*") if p.is_dir())[:-keep]:
+        for old in root.glob(f"step_*{REPLACED}"):  # set aside before; superseded now
             shutil.rmtree(old, ignore_errors=True)
-    _barrier(f"sgjax-ckpt-done-{name}")
+        (root / LATEST).unlink(missing_ok=True)  # the pointer of the layout before orbax's
+    _barrier(f"sgjax-ckpt-done-{final.name}")
     return final
+
+
+def _kept_forever(run_dir: Path) -> list[int]:
+    """The steps of the run's complete checkpoints that were saved with keep_forever."""
+    out = []
+    for path in candidates(run_dir):
+        try:
+            meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(meta, dict) and meta.get("keep_forever") is True:
+            out.append(_step_of(path))
+    return out
 
 
 def path_of(run_dir: str | os.PathLike, meta: dict) -> Path:
     """The directory :func:`save` writes the checkpoint of ``meta["step"]`` to."""
     return Path(run_dir) / "checkpoints" / f"step_{int(meta['step']):010d}"
+
+
+def _epoch_end(meta: dict) -> bool:
+    """Whether ``meta`` (experiment's progress record) is that of an epoch's end: the only
+    checkpoint at batch 0 of an epoch after the first (N-step and interrupt checkpoints
+    come after a step, so at batch 1 or later)."""
+    return meta.get("batch_in_epoch") == 0 and int(meta.get("epoch") or 0) >= 1
 
 
 class Saver:
@@ -137,24 +195,44 @@ class Saver:
     one (raising its error) and gives the newest complete checkpoint. With
     ``background=False`` (several devices or processes: the write is collective) every
     save is synchronous. Atomicity is :func:`save`'s: a crash mid-write leaves the previous
-    checkpoint and ``LATEST`` intact."""
+    checkpoints intact.
 
-    def __init__(self, run_dir: str | os.PathLike, background: bool = True) -> None:
+    ``keep`` newest checkpoints are kept (``train.keep_checkpoints``); with ``keep_epochs``
+    (``train.keep_epoch_checkpoints``) every epoch-end checkpoint is kept too: those saved
+    with ``keep_forever=True``, or, when ``save`` is not told, whose ``meta`` is an epoch's
+    end (``batch_in_epoch`` 0 in an epoch after the first)."""
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        background: bool = True,
+        keep: int = 2,
+        keep_epochs: bool = False,
+    ) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
-        self.run_dir = Path(run_dir)
+        if keep < 1:
+            raise ValueError(f"keep={keep}: at least the newest checkpoint must be kept")
+        self.run_dir, self.keep, self.keep_epochs = Path(run_dir), keep, keep_epochs
         self.latest = latest(self.run_dir)
         self._pool = ThreadPoolExecutor(1, "sgjax-checkpoint") if background else None
         self._pending: Any = None
 
-    def save(self, state: Any, meta: dict, wait: bool = False) -> Path:
-        """Start saving ``state``; with ``wait`` (or no background) return once written."""
+    def save(
+        self, state: Any, meta: dict, wait: bool = False, keep_forever: bool | None = None
+    ) -> Path:
+        """Start saving ``state``; with ``wait`` (or no background) return once written.
+        ``keep_forever`` (default: ``keep_epochs`` and ``meta`` an epoch's end) exempts the
+        checkpoint from deletion."""
         self.wait()
+        if keep_forever is None:
+            keep_forever = self.keep_epochs and _epoch_end(meta)
+        kw = {"keep": self.keep, "keep_forever": bool(keep_forever)}
         if self._pool is None or wait:
-            self.latest = save(self.run_dir, state, meta)
+            self.latest = save(self.run_dir, state, meta, **kw)
             return self.latest
         host = jax.tree.map(lambda x: np.array(x, copy=True), state)
-        self._pending = self._pool.submit(save, self.run_dir, host, meta)
+        self._pending = self._pool.submit(save, self.run_dir, host, meta, **kw)
         return path_of(self.run_dir, meta)
 
     def wait(self, raise_errors: bool = True) -> Path | None:
@@ -171,15 +249,8 @@ class Saver:
 
 def latest(run_dir: str | os.PathLike) -> Path | None:
     """The newest complete checkpoint of a run, or None if it has none."""
-    root = Path(run_dir) / "checkpoints"
-    try:
-        name = (root / LATEST).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return None
-    path = root / name
-    if not (path / "meta.json").is_file():
-        raise FileNotFoundError(f"{root / LATEST} names {name!r}, which is incomplete or missing")
-    return path
+    found = candidates(run_dir)
+    return found[0] if found else None
 
 
 def _digests(state_dir: Path) -> dict[str, str]:
@@ -212,11 +283,19 @@ def verify(path: str | os.PathLike) -> str | None:
 
 
 def candidates(run_dir: str | os.PathLike) -> list[Path]:
-    """The run's complete checkpoints (those with a ``meta.json``), newest first."""
+    """The run's complete checkpoints (those with a ``meta.json``), newest first: orbax's
+    committed steps, and a step's ``.replaced`` copy while its new write is unfinished."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    return sorted((p for p in root.glob("step_*") if (p / "meta.json").is_file()), reverse=True)
+    found: dict[int, Path] = {}
+    for p in root.iterdir():
+        step = _step_of(p)
+        if step is None or not (p / "meta.json").is_file():
+            continue
+        if step not in found or found[step].name.endswith(REPLACED):  # the new one wins
+            found[step] = p
+    return [found[s] for s in sorted(found, reverse=True)]
 
 
 def restore_newest(
@@ -224,20 +303,18 @@ def restore_newest(
 ) -> tuple[Any, dict, Path]:
     """:func:`restore` the newest readable checkpoint of a run: ``(state, meta, path)``.
 
-    A checkpoint that ``LATEST`` names but is missing, or that fails to restore (a corrupt
-    file, a shape that no longer matches), is skipped for the next older complete one;
-    ``on_skip(path, reason)`` is told of each. Raises FileNotFoundError when there is none,
-    or the newest one's error when none restores."""
+    A checkpoint that fails to restore (a corrupt file, a shape that no longer matches) is
+    skipped for the next older complete one; ``on_skip(path, reason)`` is told of each, and
+    of unfinished writes newer than the checkpoint restored. Raises FileNotFoundError when
+    there is none, or the newest one's error when none restores."""
     root = Path(run_dir) / "checkpoints"
     found = candidates(run_dir)
-    try:
-        named = (root / LATEST).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError):
-        named = None
-    if named and found and root / named != found[0] and on_skip is not None:
-        on_skip(root / named, "LATEST names it, but it is incomplete or missing")
     if not found:
         raise FileNotFoundError(f"{root}: no complete checkpoint to resume from")
+    if on_skip is not None:
+        for p in sorted(root.glob(f"step_*{ORBAX_TMP}*"), reverse=True):
+            if int(p.name[5:].split(".")[0]) >= _step_of(found[0]):
+                on_skip(p, "an unfinished write (never committed)")
     first_error: Exception | None = None
     for path in found:
         try:
@@ -309,15 +386,18 @@ def restore(path: str | os.PathLike, target: Any, *, pad_rows: bool = False) -> 
     :mod:`sgjax.sharding` tables): rows are appended as zeros or truncated from the end.
     """
     import orbax.checkpoint as ocp
+    from etils import epath
 
     path = Path(path)
     meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
-    meta.pop("files_sha256", None)  # save's own record (verify), not the caller's
+    for key in ("files_sha256", "keep_forever"):  # save's own records, not the caller's
+        meta.pop(key, None)
     abstract = jax.tree.map(_abstract, target)
     ckptr = ocp.StandardCheckpointer()
     try:
         try:
-            saved = ckptr.metadata((path / "state").absolute()).item_metadata
+            # (the handler's: the step's own metadata is beside state/, not in it)
+            saved = ckptr.handler.metadata(epath.Path((path / "state").absolute()))
         except Exception:  # noqa: BLE001 - no metadata: orbax checks what it can
             saved = None
         if saved is not None:
@@ -355,6 +435,7 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndar
     ValueError if the checkpoint and the vocabulary disagree.
     """
     import orbax.checkpoint as ocp
+    from etils import epath
 
     from sgjax.params import table_rows
 
@@ -371,7 +452,7 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndar
     state_dir = (path / "state").absolute()
     ckptr = ocp.Checkpointer(ocp.PyTreeCheckpointHandler())
     try:
-        tree = ckptr.metadata(state_dir).item_metadata.tree
+        tree = ckptr.handler.metadata(epath.Path(state_dir)).tree
         if not isinstance(tree, dict) or not isinstance(tree.get("params"), dict):
             raise ValueError(f"{state_dir}: the checkpoint holds no 'params'")
         item = {

@@ -270,6 +270,16 @@ class TrainConfig:
     checkpoint_every_steps: int = option(
         0, "checkpoint every this many steps; 0 = at the end of each epoch only"
     )
+    keep_checkpoints: int = option(
+        2,
+        "how many of the newest checkpoints to keep in RUN/checkpoints (>= 1; orbax deletes "
+        "older ones after each save)",
+    )
+    keep_epoch_checkpoints: bool = option(
+        False,
+        "also keep every epoch's end checkpoint for good (never deleted by "
+        "train.keep_checkpoints): the vectors of each epoch stay in the run directory",
+    )
     log_every_steps: int = option(
         100,
         "a metrics record every this many steps (at the first call boundary after them: the "

@@ -165,6 +165,11 @@ def validate(cfg: Config, where: dict[str, str], source: str) -> Config:
         "train.checkpoint_every_steps",
         "must be >= 0 (0 = per epoch)",
     )
+    check(
+        t.keep_checkpoints >= 1,
+        "train.keep_checkpoints",
+        "must be >= 1 (the newest checkpoint is always kept)",
+    )
     check(t.log_every_steps >= 0, "train.log_every_steps", "must be >= 0 (0 = per epoch)")
     check(
         isinstance(t.compile_cache, bool) or (isinstance(t.compile_cache, str) and t.compile_cache),

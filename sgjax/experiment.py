@@ -353,7 +353,12 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     # process); an interrupt's is complete before the run stops
     saver = None
     if out is not None:
-        saver = checkpoint.Saver(out, background=plan is None and jax.process_count() == 1)
+        saver = checkpoint.Saver(
+            out,
+            background=plan is None and jax.process_count() == 1,
+            keep=cfg.train.keep_checkpoints,
+            keep_epochs=cfg.train.keep_epoch_checkpoints,
+        )
 
     def on_checkpoint(state: TrainState | None, why: str):
         if saver is None:
