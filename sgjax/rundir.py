@@ -44,7 +44,7 @@ RUN_FILES = (
 )
 #: Config keys (dotted prefixes) that may change between a checkpoint and its resume: where
 #: the run is placed (the mesh: a checkpoint restores onto any device count), what is
-#: evaluated and logged, and caches. Any other change is refused.
+#: evaluated, logged and kept, and caches. Any other change is refused.
 MAY_CHANGE = (
     "mesh.",
     "eval.",
@@ -52,6 +52,8 @@ MAY_CHANGE = (
     "train.compile_cache",
     "train.log_every_steps",
     "train.log_to",
+    "train.keep_checkpoints",
+    "train.keep_epoch_checkpoints",
     "train.checkpoint_every_steps",
 )
 SAMPLE_BLOCKS, BLOCK_BYTES = 32, 64 << 10  # plus the first and last MiB
@@ -163,7 +165,9 @@ def config_changes(saved: str, now: str) -> list[str]:
     of :data:`MAY_CHANGE` and, when ``now`` records a continuation of ``saved``
     (:mod:`sgjax.continuation`: its ``train.extended`` extends the saved one), the epochs."""
     a, b = _flat(yaml.safe_load(saved) or {}), _flat(yaml.safe_load(now) or {})
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    # a key added to sgjax since the checkpoint was written is unchanged at an empty default
+    added = {k for k in b.keys() - a.keys() if b[k] in (None, [], {})}
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k) and k not in added)
     old, new = a.get("train.extended") or [], b.get("train.extended") or []
     if len(new) > len(old) and new[: len(old)] == old:
         keys = [k for k in keys if k not in ("train.epochs", "train.extended")]

@@ -380,3 +380,18 @@ def test_a_float64_run_reads_back_without_x64(tmp_path):
     assert "dtype: float32" in text
     (tmp_path / "config.yaml").write_text(text.replace("dtype: float32", "dtype: float64"))
     assert checkpoint._saved_output(tmp_path / "config.yaml") == "hierarchical"
+
+
+@pytest.mark.parametrize(
+    "saved,now,changed",
+    [
+        ("train: {epochs: 2}", "train: {epochs: 2, extended: []}", []),  # a key added since
+        ("train: {epochs: 2}", "train: {epochs: 2, keep_checkpoints: 3}", []),  # MAY_CHANGE
+        ("data: {min_count: 5}", "data: {min_count: 5, vocab: v.txt}", ["data.vocab"]),
+        ("train: {epochs: 2, extended: []}", "train: {epochs: 4, extended: [[9, 2]]}", []),
+        ("train: {epochs: 2}", "train: {epochs: 4}", ["train.epochs"]),  # no continuation
+        ("mesh: {data: 2}", "mesh: {data: 1}", []),
+    ],
+)
+def test_config_changes(saved, now, changed):
+    assert [c.split()[0] for c in rundir.config_changes(saved, now)] == changed
