@@ -54,7 +54,9 @@ def continued_schedule(
     totals = [int(e) * steps_per_epoch for _, e in extended] + [epochs * steps_per_epoch]
     schedule = build(max(1, totals[0]))
     for (at, _), total, new_total in zip(extended, totals, totals[1:], strict=False):
-        schedule = stretch(schedule, int(at), total, new_total)
+        # a run may take a few more steps than the count of seed 0's first epoch (subsampling
+        # varies with the seed and epoch); its schedule held the end value over them
+        schedule = stretch(schedule, min(int(at), total), total, new_total)
     return schedule
 
 
