@@ -11,11 +11,12 @@ that refuses a vocabulary, corpus or config that changed since the checkpoint.
   keyed by its own manifest, is kept).
 - :func:`fingerprint` records, in every checkpoint's ``meta.json``, the resolved config,
   the vocabulary's sha256 and each corpus file's size, mtime and a sha256 of sampled
-  blocks; :func:`check_fingerprint` compares them on resume and names what changed. A file
-  whose mtime alone changed (``touch``, a copy) passes with a warning: its size and sampled
-  content are what decide. Sampling reads at most ~4 MiB a file, so a resume of a
-  100 GB corpus starts at once; an edit that keeps the size and misses every sampled
-  block goes unseen (the price of not hashing the whole corpus).
+  blocks; :func:`check_fingerprint` compares them on resume, file by file in the corpus's
+  order, and names what changed. A file whose mtime or resolved path alone changed
+  (``touch``, a copy, a moved project, another venv's copy of the shipped corpus) passes
+  with a warning: its size and sampled content are what decide. Sampling reads at most
+  ~4 MiB a file, so a resume of a 100 GB corpus starts at once; an edit that keeps the size
+  and misses every sampled block goes unseen (the price of not hashing the whole corpus).
 """
 
 from __future__ import annotations
@@ -33,14 +34,16 @@ import yaml
 
 LOCK = ".lock"
 #: What a run writes into its directory (experiment.train), besides the encoded-corpus cache.
+#: (glob patterns: vectors.* covers sgjax export's files too; figures/ is sgjax report's)
 RUN_FILES = (
     "config.yaml",
     "vocab.txt",
     "metrics.jsonl",
-    "vectors.bin",
-    "vectors.txt",
+    "vectors.*",
     "scores.json",
     "checkpoints",
+    "tensorboard",
+    "figures",
 )
 #: Config keys (dotted prefixes) that may change between a checkpoint and its resume: where
 #: the run is placed (the mesh: a checkpoint restores onto any device count), what is
@@ -97,7 +100,7 @@ def check_fresh(run_dir: str | os.PathLike, overwrite: bool = False) -> None:
     run = Path(run_dir)
     if run.exists() and not run.is_dir():
         raise RunDirError(f"{run}: --out names an existing file, not a run directory")
-    found = [name for name in RUN_FILES if (run / name).exists()]
+    found = [p.name for pattern in RUN_FILES for p in sorted(run.glob(pattern))]
     if not found:
         return
     if not overwrite:
@@ -186,27 +189,29 @@ def check_fingerprint(saved: dict | None, now: dict, where: str) -> None:
         problems.append("config.yaml changed: " + ", ".join(changes[:5]))
     if saved.get("vocab_sha256") not in (None, now["vocab_sha256"]):
         problems.append("vocab.txt changed")
-    old = {c["path"]: c for c in saved.get("corpus", [])}
-    new = {c["path"]: c for c in now["corpus"]}
-    if list(old) != list(new):
-        gone, added = sorted(old.keys() - new.keys()), sorted(new.keys() - old.keys())
-        problems.append(f"the corpus files differ (missing: {gone or '-'}; new: {added or '-'})")
-    for path, c in new.items():
-        o = old.get(path)
-        if o is None:
-            continue
+    old, new = saved.get("corpus", []), now["corpus"]
+    if len(old) != len(new):
+        problems.append(f"the corpus has {len(new)} file(s), it had {len(old)}")
+    notes = []
+    for o, c in zip(old, new, strict=False):  # file by file, in the corpus's order
+        path = c["path"]
         if o["size"] != c["size"]:
             problems.append(
                 f"corpus file {path} changed size ({o['size']:,} -> {c['size']:,} bytes)"
             )
         elif o["sampled_sha256"] != c["sampled_sha256"]:
             problems.append(f"corpus file {path} changed content (sampled sha256)")
-        elif o["mtime_ns"] != c["mtime_ns"]:
-            print(
-                f"sgjax: warning: corpus file {path} has a new mtime; its size and sampled "
-                "content are unchanged, so the run continues",
-                file=sys.stderr,
-            )
+        else:  # the same content: a moved project, another venv's copy, a touch
+            if o["path"] != path:
+                notes.append(f"corpus file {o['path']} is now read from {path}")
+            if o["mtime_ns"] != c["mtime_ns"]:
+                notes.append(f"corpus file {path} has a new mtime")
+    if notes and not problems:
+        print(
+            f"sgjax: warning: {'; '.join(notes)}; its size and sampled content are "
+            "unchanged, so the run continues",
+            file=sys.stderr,
+        )
     if problems:
         raise RunDirError(
             f"cannot resume from {where}: "
