@@ -52,6 +52,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -442,9 +443,15 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndar
     run = Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"{run}: no such run directory")
-    path = latest(run)
+    path = None
+    for p in candidates(run):  # the newest intact one, as a resume would take (warned)
+        if (damage := verify(p)) is None:
+            path = p
+            break
+        print(f"sgjax: warning: skipping checkpoint {p}: {damage}", file=sys.stderr)
     if path is None:
-        raise FileNotFoundError(f"{run / 'checkpoints'}: no checkpoint in this run directory")
+        what = "no intact checkpoint" if candidates(run) else "no checkpoint"
+        raise FileNotFoundError(f"{run / 'checkpoints'}: {what} in this run directory")
     vocab_path = run / "vocab.txt"
     if not vocab_path.is_file():
         raise FileNotFoundError(f"{vocab_path}: the run's vocabulary is missing")
