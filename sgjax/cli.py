@@ -24,9 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 #: Exceptions that mean bad input or an environment fault (a missing, corrupt or unwritable
-#: file, a full disk, a bad config key): one line on stderr and exit code 2. Anything else is
-#: a bug in sgjax: one line and exit code 1. ``--debug`` or SGJAX_DEBUG=1 shows tracebacks.
-INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError)
+#: file, a full disk, a bad config key, a missing optional package): one line on stderr and
+#: exit code 2. Anything else is a bug in sgjax: one line and exit code 1. ``--debug`` or
+#: SGJAX_DEBUG=1 shows tracebacks.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError, EOFError, ImportError)
 MAX_MESSAGE = 500
 
 
