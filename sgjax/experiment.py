@@ -126,10 +126,24 @@ def build(cfg: Config, out_dir: str | os.PathLike | None = None, clock: Clock | 
         return _assemble(cfg, vocab, encoded)
 
 
-def _check_resume_config(saved: Config, wanted: Config | None, out: Path) -> None:
-    """A resume may change only the epochs (more of them) and :data:`rundir.MAY_CHANGE`."""
+def _with_epochs_of(cfg: Config, other: Config) -> Config:
+    """``cfg`` with ``other``'s epochs and continuations (train.epochs, train.extended)."""
+    t = dataclasses.replace(cfg.train, epochs=other.train.epochs, extended=other.train.extended)
+    return dataclasses.replace(cfg, train=t)
+
+
+def _check_resume_config(saved: Config, wanted: Config | None, out: Path) -> Config | None:
+    """``wanted`` if a resume may go on under it: only more epochs and the keys of
+    :data:`rundir.MAY_CHANGE` may differ from the run's config. (A ``wanted`` that records
+    fewer continuations than the run, as a script that resumes with the same config
+    again after a continuation does, gets the run's.)"""
     if wanted is None:
-        return
+        return None
+    ext, saved_ext = wanted.train.extended, saved.train.extended
+    if len(ext) < len(saved_ext) and list(ext) == list(saved_ext[: len(ext)]):
+        wanted = dataclasses.replace(
+            wanted, train=dataclasses.replace(wanted.train, extended=saved_ext)
+        )
     changes = rundir.config_changes(to_yaml(saved), to_yaml(wanted))
     changes = [c for c in changes if not c.startswith("train.epochs ")]
     if changes or wanted.train.epochs < saved.train.epochs:
@@ -138,6 +152,7 @@ def _check_resume_config(saved: Config, wanted: Config | None, out: Path) -> Non
             f"resume: the config differs from {out / 'config.yaml'} in {what}; a resumed run "
             "may only get more train.epochs, or change keys of sgjax.rundir.MAY_CHANGE"
         )
+    return wanted
 
 
 def _continued(saved: Config, wanted: Config, step: int) -> Config:
@@ -280,9 +295,11 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     if resume:
         if not checkpoint.candidates(out):
             raise FileNotFoundError(f"--resume: no checkpoint in {out}/checkpoints")
-        # the run resumes under its own config, then goes on under cfg (more epochs)
-        wanted, cfg = cfg, load_config(out / "config.yaml")
-        _check_resume_config(cfg, wanted, out)
+        # the run resumes under its own config with the keys that may change taken from cfg
+        # (mesh, caches, logging: sgjax.rundir.MAY_CHANGE), then goes on under cfg's epochs
+        saved = load_config(out / "config.yaml")
+        wanted = _check_resume_config(saved, cfg, out)
+        cfg = saved if wanted is None else _with_epochs_of(wanted, saved)
     elif out is not None and sharding.is_primary():
         rundir.check_fresh(out, overwrite)  # before anything is read or written
     use_compile_cache(cfg.train.compile_cache)
@@ -309,21 +326,17 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
                 rundir.check_fingerprint(meta.get("fingerprint"), fp, str(path))
             # on the device as the fresh state is, so the step's compiled program is reused
             run.state = jax.device_put(state)
-        if wanted is not None and to_yaml(wanted) != to_yaml(cfg):
+        if wanted is not None and to_yaml(wanted) != to_yaml(cfg):  # more epochs
             cfg = _continued(cfg, wanted, int(meta["step"]))
             with clock("setup"):  # the continued schedule (sgjax.continuation)
                 state, run = run.state, _assemble(cfg, vocab, encoded, fresh=False)
                 run.state = state
             fp = _fingerprint(cfg, vocab)
-            if sharding.is_primary():
-                checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
+        if to_yaml(cfg) != to_yaml(saved) and sharding.is_primary():
+            checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
     else:
         run = build(cfg, out, clock)
         fp = _fingerprint(cfg, run.vocab)
-        if out is not None and sharding.is_primary():
-            out.mkdir(parents=True, exist_ok=True)
-            checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
-            save_vocab(run.vocab, out / "vocab.txt")
 
     # --- scale-out (sgjax.sharding): a mesh of several devices and/or processes -------------
     plan = sharding.plan_for(cfg, len(run.vocab))  # None: one device, one process (as before)
@@ -338,7 +351,17 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     done_words = corpus_words * int(run.state.epoch) + int(run.state.words)
     bar = Progress(total_words, done_words, progress)
     scores: dict = {}
+    if evaluate_each_epoch is None:
+        evaluate_each_epoch = bool(cfg.eval.every_epoch)
+    with clock("eval"):  # a bad evaluation file fails now, not after training: read them
+        n = min(EVAL_CHECK_WORDS, len(run.vocab))
+        W = sharding.host_array(run.state.params["W"])[:n]
+        evaluate_vectors(cfg, WordVectors.from_params(run.vocab.words[:n], np.asarray(W)))
+    # the writers open (a missing tensorboardX fails here) before the run's files are written
     record = Recorder(open_writers(cfg.train.log_to, out) if metrics_path else None, callbacks)
+    if not resume and metrics_path is not None:
+        checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
+        save_vocab(run.vocab, out / "vocab.txt")
 
     def meta_of(state: TrainState) -> dict:
         return {
@@ -384,12 +407,6 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
             shown = {k: sig(v, 4) for k, v in rec.items() if k != "time"}
             print(json.dumps(shown), file=sys.stderr, flush=True)
 
-    if evaluate_each_epoch is None:
-        evaluate_each_epoch = bool(cfg.eval.every_epoch)
-    with clock("eval"):  # a bad evaluation file fails now, not after training: read them
-        n = min(EVAL_CHECK_WORDS, len(run.vocab))
-        W = sharding.host_array(run.state.params["W"])[:n]
-        evaluate_vectors(cfg, WordVectors.from_params(run.vocab.words[:n], np.asarray(W)))
     hooks = Hooks(on_log=on_log, on_epoch_end=on_epoch_end, checkpoint=on_checkpoint, progress=bar)
     try:
         with clock("train"):
@@ -411,27 +428,14 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
         raise
     finally:
         bar.close()
-    if plan is not None:
-        state = plan.logical(state)  # unpadded, whole, on the default device
-    vectors = vectors_of(run, state)
-    if not scores:  # (an evaluation that is switched off gives none)
-        with clock("eval"):
-            scores = evaluate_vectors(cfg, vectors)
-    if out is not None and primary:
-        # (a thread writing the files while the evaluation runs saves nothing: the text
-        # file's formatting holds the GIL, ~0.6 s for realtext-v1's 25,939 x 100 floats)
-        with clock("write"):
-            try:
-                write_word2vec(vectors, out / "vectors.bin", binary=True)
-                write_word2vec(vectors, out / "vectors.txt", binary=False)
-                checkpoint.write_text_atomic(out / "scores.json", json.dumps(scores, indent=1))
-            except OSError as e:  # a full disk: the last checkpoint still holds the vectors
-                if saver is not None:
-                    saver.wait(raise_errors=False)
-                hint = f"the trained state is in {out}/checkpoints; `sgjax export --run {out}`"
-                raise OSError(
-                    e.errno, f"{e.strerror or e} ({hint} writes it)", e.filename
-                ) from None
+    try:  # whatever stops the run now, the last checkpoint is complete before it ends
+        state, vectors, scores = _finish(
+            cfg, run, plan, state, scores, out if primary else None, clock
+        )
+    except BaseException:
+        if saver is not None:
+            saver.wait(raise_errors=False)
+        raise
     if saver is not None:
         with clock("checkpoint"):  # the last epoch's, written during evaluation and writing
             saver.wait()
@@ -440,6 +444,32 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     record("end", state, {"step": int(state.step), "words_total": words, **scores, **timing})
     record.close()
     return Result(state, vectors, scores, out, timing, record.history)
+
+
+def _finish(cfg, run, plan, state, scores, out, clock) -> tuple[TrainState, WordVectors, dict]:
+    """The final state (unpadded, whole), the trained vectors, their scores (evaluated
+    unless the last epoch did it) and, with ``out``, the files vectors.bin, vectors.txt
+    and scores.json."""
+    if plan is not None:
+        state = plan.logical(state)  # unpadded, whole, on the default device
+    vectors = vectors_of(run, state)
+    if not scores:  # (an evaluation that is switched off gives none)
+        with clock("eval"):
+            scores = evaluate_vectors(cfg, vectors)
+    if out is not None:
+        # (a thread writing the files while the evaluation runs saves nothing: the text
+        # file's formatting holds the GIL, ~0.6 s for realtext-v1's 25,939 x 100 floats)
+        with clock("write"):
+            try:
+                write_word2vec(vectors, out / "vectors.bin", binary=True)
+                write_word2vec(vectors, out / "vectors.txt", binary=False)
+                checkpoint.write_text_atomic(out / "scores.json", json.dumps(scores, indent=1))
+            except OSError as e:  # a full disk: the last checkpoint still holds the vectors
+                hint = f"the trained state is in {out}/checkpoints; `sgjax export --run {out}`"
+                raise OSError(
+                    e.errno, f"{e.strerror or e} ({hint} writes it)", e.filename
+                ) from None
+    return state, vectors, scores
 
 
 def finite_or_none(x: float) -> float | None:

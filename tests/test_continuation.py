@@ -125,3 +125,35 @@ def test_fixed_vocabulary_drops_other_words(corpus, tmp_path):
         "eats": text.count("eats"),
         "zebra": 1,  # not in the corpus: count 1, trained only as noise
     }
+
+
+def test_a_run_longer_than_its_step_estimate_still_continues():
+    """Subsampling makes an epoch a few steps longer than seed 0's first (the estimate):
+    adding epochs to such a finished run failed with 'at <= total < new_total'."""
+
+    def build_(n):
+        return optax.linear_schedule(1.0, 0.1, n)
+
+    s = continued_schedule(build_, 10, 3, [[22, 2]])  # 2 epochs of ~10 steps took 22
+    assert float(s(22)) == pytest.approx(0.1) and float(s(30)) == pytest.approx(0.1)
+
+
+def test_the_same_config_resumes_again_after_a_continuation(corpus, tmp_path):
+    """train(cfg4, run, resume=True) a second time refused the run it had continued."""
+    run = tmp_path / "run"
+    train(tiny_cfg(corpus), run, progress=False)
+    cfg4 = tiny_cfg(corpus, "train.epochs=4")
+    first = train(cfg4, run, resume=True, progress=False)
+    again = train(cfg4, run, resume=True, progress=False)
+    assert int(again.state.step) == int(first.state.step) and int(again.state.epoch) == 4
+
+
+def test_keys_that_may_change_apply_on_resume(corpus, tmp_path):
+    """--resume --set data.cache_dir=... was accepted but the saved cache was used."""
+    run, cache = tmp_path / "run", tmp_path / "elsewhere"
+    train(tiny_cfg(corpus), run, progress=False)
+    args = ["train", "--quiet", "--resume", "--out", str(run), "--set", f"data.cache_dir={cache}"]
+    assert cli_main([*args, "--set", "train.epochs=3"]) == 0
+    assert (cache / "tokens.npy").is_file()
+    cfg = load_config(run / "config.yaml")
+    assert cfg.data.cache_dir == str(cache) and cfg.train.epochs == 3

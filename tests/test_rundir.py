@@ -395,3 +395,53 @@ def test_a_float64_run_reads_back_without_x64(tmp_path):
 )
 def test_config_changes(saved, now, changed):
     assert [c.split()[0] for c in rundir.config_changes(saved, now)] == changed
+
+
+def test_a_moved_project_resumes_with_a_warning(tmp_path, monkeypatch, capsys):
+    """A corpus given by a relative path was refused after the project moved."""
+    (tmp_path / "a" / "data").mkdir(parents=True)
+    corpus = write_toy_corpus(tmp_path / "a" / "data")
+    monkeypatch.chdir(tmp_path / "a")
+    assert cli_main(args_for(os.path.relpath(corpus), "runs/r")) == 0
+    shutil.move(tmp_path / "a", tmp_path / "b")
+    monkeypatch.chdir(tmp_path / "b")
+    (Path("runs/r") / "vectors.bin").unlink()
+    capsys.readouterr()
+    assert cli_main(["train", "--quiet", "--resume", "--out", "runs/r"]) == 0
+    assert "is now read from" in capsys.readouterr().err
+
+
+def test_a_failed_start_leaves_no_run_behind(corpus, tmp_path, monkeypatch, capsys):
+    """A bad evaluation file, or a missing tensorboardX, stopped the run after config.yaml
+    and vocab.txt were written: neither a rerun nor --resume worked then."""
+    out = tmp_path / "run"
+    assert cli_main(args_for(corpus, out, f"eval.analogies={tmp_path / 'typo.txt'}")) == 2
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails: not installed
+    assert cli_main(args_for(corpus, out, "train.log_to=[jsonl,tensorboard]")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "typo.txt" in err[0] and "sgjax[tensorboard]" in err[1]
+    assert [p.name for p in out.iterdir() if p.name != "cache"] == [rundir.LOCK]
+    assert cli_main(args_for(corpus, out)) == 0
+
+
+@pytest.mark.parametrize("left", ["tensorboard", "figures", "vectors.input.npy"])
+def test_other_outputs_of_a_run_count_as_a_run(tmp_path, left):
+    """--overwrite left an old run's tensorboard events (mixed into the new run's), and its
+    figures and exports."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / left).mkdir() if "." not in left else (run / left).write_text("x")
+    with pytest.raises(rundir.RunDirError, match=left):
+        rundir.check_fresh(run)
+    rundir.check_fresh(run, overwrite=True)
+    assert not (run / left).exists()
+
+
+def test_export_skips_a_damaged_newest_checkpoint(finished, tmp_path, capsys):
+    run = copy_run(finished, tmp_path / "run")
+    newest, older = checkpoint.candidates(run)
+    victim = max((p for p in (newest / "state").rglob("*") if p.is_file()), key=os.path.getsize)
+    victim.write_bytes(b"\0" * victim.stat().st_size)
+    assert cli_main(["export", "--run", str(run), "--out", str(tmp_path / "v.bin")]) == 0
+    err = capsys.readouterr().err
+    assert f"skipping checkpoint {newest}" in err and f"step {older.name[5:].lstrip('0')}" in err
