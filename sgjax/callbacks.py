@@ -16,9 +16,10 @@ each hook gets the :class:`~sgjax.train.TrainState` (on the device) and the reco
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+
+from sgjax.logwriters import stamped
 
 Hook = Callable[[Any, dict], None]
 
@@ -50,7 +51,7 @@ class Recorder:
                 raise TypeError(f"callback {cb!r} has none of {', '.join(HOOKS.values())}")
 
     def __call__(self, event: str, state: Any, record: dict) -> dict:
-        rec = {"event": event, **record, "time": time.time()}
+        rec = stamped({"event": event, **record})
         self.history.append(rec)
         if self.writer is not None:
             self.writer.write(rec)
