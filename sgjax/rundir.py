@@ -66,14 +66,20 @@ class RunDirError(ValueError):
     """The run directory is locked, holds another run, or no longer matches its checkpoint."""
 
 
+def _run_dir(run_dir: str | os.PathLike) -> Path:
+    """``run_dir`` as a Path; RunDirError if it names an existing file."""
+    run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise RunDirError(f"{run}: --out names an existing file, not a run directory")
+    return run
+
+
 @contextlib.contextmanager
 def lock(run_dir: str | os.PathLike) -> Iterator[Path]:
     """Hold ``RUN/.lock`` exclusively (creating ``RUN``) for the ``with`` block."""
     import fcntl
 
-    run = Path(run_dir)
-    if run.exists() and not run.is_dir():
-        raise RunDirError(f"{run}: --out names an existing file, not a run directory")
+    run = _run_dir(run_dir)
     run.mkdir(parents=True, exist_ok=True)
     path = run / LOCK
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -97,9 +103,7 @@ def lock(run_dir: str | os.PathLike) -> Iterator[Path]:
 def check_fresh(run_dir: str | os.PathLike, overwrite: bool = False) -> None:
     """Refuse (RunDirError) a new run in ``run_dir`` if it holds an old run's files; with
     ``overwrite`` delete them instead."""
-    run = Path(run_dir)
-    if run.exists() and not run.is_dir():
-        raise RunDirError(f"{run}: --out names an existing file, not a run directory")
+    run = _run_dir(run_dir)
     found = [p.name for pattern in RUN_FILES for p in sorted(run.glob(pattern))]
     if not found:
         return
