@@ -443,14 +443,14 @@ def load_run_state(run_dir: str | os.PathLike) -> tuple[Vocab, dict[str, np.ndar
     run = Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"{run}: no such run directory")
-    path = None
-    for p in candidates(run):  # the newest intact one, as a resume would take (warned)
+    path, found = None, candidates(run)
+    for p in found:  # the newest intact one, as a resume would take (warned)
         if (damage := verify(p)) is None:
             path = p
             break
         print(f"sgjax: warning: skipping checkpoint {p}: {damage}", file=sys.stderr)
     if path is None:
-        what = "no intact checkpoint" if candidates(run) else "no checkpoint"
+        what = "no intact checkpoint" if found else "no checkpoint"
         raise FileNotFoundError(f"{run / 'checkpoints'}: {what} in this run directory")
     vocab_path = run / "vocab.txt"
     if not vocab_path.is_file():

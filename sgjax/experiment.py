@@ -293,7 +293,8 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     out = Path(out_dir) if out_dir is not None else None
     clock = clock or Clock()
     if resume:
-        if not checkpoint.candidates(out):
+        found = checkpoint.candidates(out)
+        if not found:
             raise FileNotFoundError(f"--resume: no checkpoint in {out}/checkpoints")
         # the run resumes under its own config with the keys that may change taken from cfg
         # (mesh, caches, logging: sgjax.rundir.MAY_CHANGE), then goes on under cfg's epochs
@@ -307,7 +308,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
         with clock("vocab"):
             vocab = load_vocab(out / "vocab.txt")
             fp = _fingerprint(cfg, vocab)  # checked before the corpus is encoded, and again
-            newest, meta = checkpoint.candidates(out)[0], {}  # against the one restored
+            newest, meta = found[0], {}  # against the one restored
             with contextlib.suppress(OSError, ValueError):  # unreadable: restore skips it
                 meta = json.loads((newest / "meta.json").read_text(encoding="utf-8"))
             rundir.check_fingerprint(meta.get("fingerprint"), fp, str(newest))
@@ -331,7 +332,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
             with clock("setup"):  # the continued schedule (sgjax.continuation)
                 state, run = run.state, _assemble(cfg, vocab, encoded, fresh=False)
                 run.state = state
-            fp = _fingerprint(cfg, vocab)
+            fp = {**fp, "config": to_yaml(cfg)}  # the same vocabulary and corpus files
         if to_yaml(cfg) != to_yaml(saved) and sharding.is_primary():
             checkpoint.write_text_atomic(out / "config.yaml", to_yaml(cfg))
     else:
