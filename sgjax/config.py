@@ -94,6 +94,13 @@ class Kernel(StrEnum):
     cpu = "cpu"
 
 
+class Examples(StrEnum):
+    """Where the examples are made (``data.examples``)."""
+
+    host = "host"
+    device = "device"
+
+
 class DType(StrEnum):
     float32 = "float32"
     float64 = "float64"
@@ -172,6 +179,12 @@ class DataConfig:
         "file's order, as word2vec.c and gensim",
     )
     cache_dir: str | None = option(None, "encoded-corpus cache; null = the run directory's cache/")
+    examples: Examples = option(
+        Examples.host,
+        "where the examples are drawn: host (numpy, sgjax.batches; fastest on a CPU) | device "
+        "(in the compiled step from streamed tokens, sgjax.device_examples; accelerators; "
+        "chunks of train.steps_per_call x train.batch_size tokens, no window buckets)",
+    )
     vocab: str | None = option(
         None,
         "a fixed vocabulary: a 'word count' file (a run's vocab.txt); its words, counted in "

@@ -148,6 +148,11 @@ def validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             "train.window_buckets",
             "already splits each batch into independent groups: set train.batch_parts=1",
         )
+        check(
+            d.examples == "host",
+            "train.window_buckets",
+            "groups the host's batches: data.examples=device makes them without buckets",
+        )
     check(
         t.batch_size % t.batch_parts == 0,
         "train.batch_size",
@@ -197,4 +202,16 @@ def validate(cfg: Config, where: dict[str, str], source: str) -> Config:
         "train.batch_size",
         f"must be a multiple of mesh.data={cfg.mesh.data} (each data shard gets an equal slice)",
     )
+    if d.examples == "device":
+        check(
+            cfg.mesh.data * cfg.mesh.model == 1,
+            "data.examples",
+            "needs one device (mesh.data = mesh.model = 1)",
+        )
+        check(
+            d.max_line_tokens <= t.batch_size * t.steps_per_call,
+            "data.max_line_tokens",
+            "must fit in a chunk of train.steps_per_call x train.batch_size tokens with "
+            "data.examples=device",
+        )
     return cfg

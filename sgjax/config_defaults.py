@@ -88,6 +88,7 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
             cfg.model.window >= 1
             and cfg.train.batch_size % cfg.model.window == 0
             and cfg.train.batch_parts == 1
+            and cfg.data.examples == "host"
         ),
         False,
     ),

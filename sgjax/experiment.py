@@ -35,8 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgjax import checkpoint, kernels, rundir, sharding
-from sgjax.batches import epoch_batches
+from sgjax import checkpoint, examples, kernels, rundir, sharding
 from sgjax.callbacks import Recorder
 from sgjax.config import Config, load_config, to_yaml
 from sgjax.continuation import continued_schedule, init_rows
@@ -91,7 +90,7 @@ class Run:
         """The batches of ``epoch`` stacked ``train.steps_per_call`` at a time: each is the
         ``batch`` of one ``sgjax.train.train_step_jit(state, batch, run.tables, run.spec)``
         (a custom loop; call ``state.next_epoch()`` after an epoch's last)."""
-        return group_batches(self.batches(epoch), self.cfg.train.steps_per_call)
+        return group_batches(self.batches(epoch), examples.source(self.cfg).per_call(self.cfg))
 
 
 @dataclasses.dataclass
@@ -167,11 +166,12 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any, fresh: bool = True) -> Ru
     m, t = cfg.model, cfg.train
     model = ModelSpec.from_config(m, cfg.data)
     tables = model.layer.prepare(vocab, model)  # device constants: noise sampler, tree, ...
+    source = examples.source(cfg)
+    tables = {**tables, **source.tables(cfg, vocab)}
     # steps per epoch, measured on epoch 0's batches of seed 0 (subsampling changes it by
     # << 1%): the schedule's length, a constant of the compiled step, is the same for every
     # seed, so runs that differ in the seed alone share one program (compilation cache)
-    seed0 = dataclasses.replace(cfg, train=dataclasses.replace(t, seed=0))
-    steps_per_epoch = sum(1 for _ in _batches(seed0, vocab, encoded, 0))
+    steps_per_epoch = source.steps_per_epoch(cfg, vocab, encoded, tables)
     total_steps = max(1, steps_per_epoch * t.epochs)
     schedule = continued_schedule(  # the plain schedule unless the run was continued
         lambda n: build_schedule(cfg.optimizer, n), steps_per_epoch, t.epochs, t.extended
@@ -185,6 +185,7 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any, fresh: bool = True) -> Ru
         window_buckets=m.window if t.window_buckets and t.gradients == "explicit" else 0,
         row_update_cap=t.row_update_cap,
         row_damping=t.row_damping,
+        chunk_window=m.window if cfg.data.examples == "device" else 0,
     )
     dtype = jnp.dtype(str(t.dtype))
     spec = dataclasses.replace(
@@ -211,17 +212,8 @@ def _fingerprint(cfg: Config, vocab: Vocab) -> dict:
 
 
 def _batches(cfg: Config, vocab: Vocab, encoded: Any, epoch: int):
-    return epoch_batches(
-        encoded,
-        vocab,
-        window=cfg.model.window,
-        sample=cfg.data.sample,
-        batch_size=cfg.train.batch_size,
-        seed=cfg.train.seed,
-        epoch=epoch,
-        window_buckets=cfg.train.window_buckets,
-        shuffle=cfg.data.shuffle,
-    )
+    """What :func:`sgjax.train.fit` iterates in ``epoch``: host batches or token chunks."""
+    return examples.source(cfg).epoch(cfg, vocab, encoded, epoch)
 
 
 def evaluate_vectors(cfg: Config, vectors: WordVectors) -> dict:
@@ -341,7 +333,11 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
 
     # --- scale-out (sgjax.sharding): a mesh of several devices and/or processes -------------
     plan = sharding.plan_for(cfg, len(run.vocab))  # None: one device, one process (as before)
-    step_fn, bcfg, primary = None, sharding.local_config(cfg), sharding.is_primary()
+    step_fn, bcfg, primary = (
+        examples.source(cfg).step,
+        sharding.local_config(cfg),
+        sharding.is_primary(),
+    )
     if plan is not None:
         run.state, step_fn = plan.place(run.state), plan.step()
     progress = progress and primary  # only process 0 prints and writes files
@@ -417,7 +413,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
                 run.tables,
                 run.spec,
                 epochs=cfg.train.epochs,
-                steps_per_call=cfg.train.steps_per_call,
+                steps_per_call=examples.source(cfg).per_call(cfg),
                 checkpoint_every_steps=cfg.train.checkpoint_every_steps,
                 log_every_steps=cfg.train.log_every_steps,
                 hooks=hooks,

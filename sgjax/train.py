@@ -95,6 +95,9 @@ class StepSpec:
     window_buckets: int = 0
     # >= 0: the step is the fused CPU kernel's (sgjax.kernels, this mode); -1: XLA's
     kernel: int = -1
+    # > 0: calls take token chunks, windowed on the device with this maximum window
+    # (sgjax.device_examples.chunk_step)
+    chunk_window: int = 0
 
 
 def init_state(
@@ -330,7 +333,7 @@ def group_batches(batches: Iterable[dict], steps_per_call: int) -> Iterator[dict
 
 def _stack(group: list[dict], S: int) -> dict:
     n = len(group)
-    keys = ("center", "context", "mask", "words")
+    keys = list(group[0])  # a host batch's fields, or a token chunk's (sgjax.device_examples)
     out = {
         k: np.stack([np.asarray(g[k]) for g in group] + [np.asarray(group[-1][k])] * (S - n))
         for k in keys
