@@ -92,6 +92,7 @@ class Kernel(StrEnum):
     auto = "auto"
     xla = "xla"
     cpu = "cpu"
+    pallas = "pallas"
 
 
 class Examples(StrEnum):
@@ -318,7 +319,8 @@ class TrainConfig:
         Kernel.auto,
         "the step's kernel (sgjax.kernels): auto = the fused CPU kernel where it computes the "
         "step (negative sampling, NCE, hierarchical softmax; plain SGD, float32, one CPU "
-        "device) and builds, else XLA's; xla; cpu (required: an error where it cannot run)",
+        "device) and builds, else XLA's; xla; cpu (required: an error where it cannot run); "
+        "pallas (the same step as Pallas kernels, for GPUs; interpreted, slowly, elsewhere)",
     )
 
 

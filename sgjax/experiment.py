@@ -193,6 +193,7 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any, fresh: bool = True) -> Ru
         kernel=kernels.choose(
             str(t.kernel), spec, dtype, jax.default_backend(), cfg.mesh.data * cfg.mesh.model
         ),
+        fused=str(t.kernel) if str(t.kernel) in kernels.FUSED else "cpu",
     )
     state = init_state(
         jax.random.PRNGKey(t.seed), len(vocab), m.dim, str(m.output), optimizer, dtype

@@ -93,8 +93,9 @@ class StepSpec:
     # > 0: batches come grouped by effective window (epoch_batches(window_buckets=True));
     # the explicit rule runs on each group's 2b real slots (window_bucket_slices)
     window_buckets: int = 0
-    # >= 0: the step is the fused CPU kernel's (sgjax.kernels, this mode); -1: XLA's
+    # >= 0: the step is a fused kernel's (sgjax.kernels, this mode); -1: XLA's
     kernel: int = -1
+    fused: str = "cpu"  # which fused kernel (sgjax.kernels.FUSED): cpu | pallas
     # > 0: calls take token chunks, windowed on the device with this maximum window
     # (sgjax.device_examples.chunk_step)
     chunk_window: int = 0
@@ -253,7 +254,7 @@ def _fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     lr = spec.optimizer.learning_rate(state.step)  # row damping's (as _grads takes it)
     scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0], lr])
     terms = _terms(params["W"], ex, spec.model)
-    W, W_out, E = kernels.logistic_step(
+    W, W_out, E = kernels.FUSED[spec.fused](
         params["W"], params["W_out"], ex, rows, t, used, offset, scales, spec.kernel,
         spec.row_damping,
     )  # fmt: skip

@@ -17,7 +17,10 @@ It is built on first use with the system's C++ compiler (``$CXX``, else ``g++``)
 FFI headers shipped with jaxlib, into the cache directory of :mod:`sgjax.timing`, and
 registered with :func:`jax.ffi.register_ffi_target`. ``train.kernel``: ``auto`` uses it
 where the model, optimizer, dtype and backend allow and it builds, else the XLA step;
-``xla`` never; ``cpu`` requires it (an error says why not).
+``xla`` never; ``cpu`` requires it (an error says why not); ``pallas`` runs the same step as
+two Pallas kernels (:mod:`sgjax.kernels.pallas_step`; for GPUs, interpreted elsewhere, so
+only for tests there) and is used only where asked for: its speed on a GPU is not measured
+yet. :data:`FUSED` maps each to its function.
 """
 
 from __future__ import annotations
@@ -139,13 +142,16 @@ ROWS = {
 }
 
 
-def mode_for(spec: Any, dtype: Any, backend: str, devices: int = 1) -> int | None:
+def mode_for(
+    spec: Any, dtype: Any, backend: str, devices: int = 1, kernel: str = "cpu"
+) -> int | None:
     """logistic_step.cc's mode for a :class:`sgjax.train.StepSpec`, or None where the
-    kernel does not compute that step (then the XLA step runs): one CPU device, float32
-    tables, plain SGD, a layer of :data:`ROWS` with one output word per example."""
+    kernel does not compute that step (then the XLA step runs): one device (a CPU for the
+    C++ kernel, any for the Pallas one), float32 tables, plain SGD, a layer of :data:`ROWS`
+    with one output word per example."""
     m = spec.model
     ok = (
-        backend == "cpu"
+        (backend == "cpu" or kernel == "pallas")
         and devices == 1
         and jnp.dtype(dtype) == jnp.float32
         and spec.gradients == "explicit"
@@ -163,6 +169,15 @@ def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -
     ValueError if ``kernel="cpu"`` and the kernel cannot run this step."""
     if kernel == "xla":
         return -1
+    if kernel == "pallas":  # asked for by name: never chosen by auto (not yet measured)
+        mode = mode_for(spec, dtype, backend, devices, "pallas")
+        if mode is None:
+            raise ValueError(
+                "train.kernel=pallas: the Pallas kernel computes negative sampling, NCE and "
+                "hierarchical softmax with plain SGD in float32 on one device, for skip-gram "
+                "(context orientation; shared negatives) and CBOW, explicit rule, no row cap"
+            )
+        return mode
     mode = mode_for(spec, dtype, backend, devices)
     if mode is not None and available():
         return mode
@@ -200,3 +215,13 @@ def logistic_step(W, W_out, batch: dict, rows, t, used, offset, scales, mode: in
         mode=np.int64(mode),
         damp=np.int64(bool(damp)),
     )
+
+
+def _pallas(*args: Any) -> tuple:
+    from sgjax.kernels.pallas_step import pallas_logistic_step  # Pallas: imported when used
+
+    return pallas_logistic_step(*args)
+
+
+#: ``train.kernel`` -> the fused step's function (the arguments of :func:`logistic_step`).
+FUSED = {"cpu": logistic_step, "pallas": _pallas}
