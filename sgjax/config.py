@@ -309,7 +309,11 @@ class TrainConfig:
         "epochs (sgjax.continuation), so that config.yaml reproduces its schedule",
         factory=list,
     )
-    dtype: DType = option(DType.float32, "parameter dtype: float32 | float64 | bfloat16")
+    dtype: DType = option(
+        DType.float32,
+        "the tables' dtype: float32 | float64 | bfloat16 (stored in bfloat16, computed and "
+        "summed in float32, rounded stochastically; accelerators; sgjax.lowp)",
+    )
     compile_cache: Any = option(
         True,
         "JAX's persistent compilation cache: true = $SGJAX_CACHE_DIR or ~/.cache/sgjax/xla, a "

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from sgjax import lowp
 from sgjax.losses import batch_loss
 from sgjax.model import ModelSpec, complete, window_bucket_slices
 from sgjax.optim import apply_updates
@@ -113,7 +114,7 @@ def init_state(
 
     return TrainState(
         params=params,
-        opt_state=optimizer.init(params),
+        opt_state=optimizer.init(lowp.compute_view(params)),  # float32 (sgjax.lowp)
         step=zero(),
         epoch=zero(),
         batch_in_epoch=zero(),
@@ -266,10 +267,15 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
         return _fused_step(state, batch, tables, spec)
     ex = _example(state, batch, tables, spec)
     lr = spec.optimizer.learning_rate(state.step) if spec.row_damping else None
-    E, grads = _grads(state.params, ex, tables, spec, lr)
-    grads = cap_row_updates(grads, state.params, spec.row_update_cap)
-    updates, opt_state = spec.optimizer.update(grads, state.opt_state, state.params)
-    params = apply_updates(state.params, updates)
+    low = lowp.is_low(state.params)  # bfloat16 tables: float32 arithmetic (sgjax.lowp)
+    p32 = lowp.compute_view(state.params) if low else state.params
+    E, grads = _grads(p32, ex, tables, spec, lr)
+    grads = cap_row_updates(grads, p32, spec.row_update_cap)
+    updates, opt_state = spec.optimizer.update(grads, state.opt_state, p32)
+    if low:
+        params = lowp.apply_updates(state.params, updates, state.step)
+    else:
+        params = apply_updates(state.params, updates)
     terms = _terms(state.params["W"], ex, spec.model)
     return _stepped(state, batch, params, opt_state, E, terms)
 
