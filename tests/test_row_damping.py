@@ -32,7 +32,8 @@ def curvature_defined(model: ModelSpec) -> bool:
 
 
 def label(m: ModelSpec) -> str:
-    return f"{m.input}-{m.output}" + ("-shared" if m.shared_negatives else "")
+    s = f"{m.input}-{m.output}" + ("-shared" if m.shared_negatives else "")
+    return s + ("" if m.cbow_mean else "-sum") + ("-w2v" if m.cbow_update == "word2vec" else "")
 
 
 #: every input side with every output layer, and with shared negatives where it draws them
@@ -44,7 +45,13 @@ ALL = [
         (False, True) if "negatives" in REGISTRY[o].scopes(ModelSpec(output=o)) else (False,)
     )
 ]
-CURVATURE = [m for m in ALL if curvature_defined(m)]
+#: CBOW's output rows' curvature with each of its updates (EH / C, EH) and with the sum
+CBOW_VARIANTS = [
+    ModelSpec(input="cbow", output=o, negatives=3, cbow_mean=mean, cbow_update=update)
+    for o in ("negative", "hierarchical")
+    for mean, update in ((True, "word2vec"), (False, "paper"))
+]
+CURVATURE = [m for m in ALL + CBOW_VARIANTS if curvature_defined(m)]
 
 
 @functools.partial(jax.jit, static_argnums=2)
@@ -83,7 +90,7 @@ def test_curvature_is_the_trace_of_each_rows_hessian(model):
             got = jnp.zeros(R + 1).at[jnp.minimum(grads[k].index, R)].add(curv[k])
             assert float(got[R]) == 0.0  # padding entries carry no curvature
             if k == "W" and model.side.input_curvature is None:
-                np.testing.assert_array_equal(got, 0.0)  # CBOW: W's rows left undamped
+                np.testing.assert_array_equal(got, 0.0)  # a side without it: W undamped
                 continue
             want = traces[k]
             assert float(want.max()) > 0
