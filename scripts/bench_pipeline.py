@@ -16,8 +16,10 @@ epochs of skip-gram examples with the defaults (min_count 5, sample 1e-3, window
 - ``peak_rss_mb``: the process's peak resident memory (``peak_rss_mb_jax_imported``,
   ``..._after_vocab``, ``..._after_encode``: the same peak at those points).
 
-``--compare-jax`` also times a jitted JAX version of the window generator on the default
-JAX device (the measurement behind the choice documented in :mod:`sgjax.batches`).
+``--compare-jax`` also times the device path's generator (``data.examples: device``,
+:func:`sgjax.device_examples.chunk_batches`) on the default JAX device, over chunks of
+``--jax-block`` tokens already on the device (the measurement behind the CPU's default,
+documented in :mod:`sgjax.batches`).
 
     python scripts/bench_pipeline.py --corpus sgjax/data/realtext-v1.txt.xz
 """
@@ -33,8 +35,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-import numpy as np
 
 
 def rss_mb() -> float:
@@ -102,66 +102,44 @@ def time_negatives(vocab, args) -> float:
 
 
 def jax_windows(encoded, vocab, args, block: int) -> dict:
-    """The same algorithm as sgjax.batches._windows, jitted, over fixed blocks of the token
-    stream held on the device (sentences are cut at block edges: timing only)."""
+    """The device path's generator (:func:`sgjax.device_examples.chunk_batches`, jitted)
+    on the default JAX device, over the chunks :func:`sgjax.device_examples.epoch_chunks`
+    streams (``block`` tokens each: ``block / args.batch_size`` steps of the batch size)."""
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
+    from sgjax.device_examples import chunk_batches, epoch_chunks  # noqa: PLC0415
     from sgjax.vocab import keep_probs  # noqa: PLC0415
 
-    W, M = args.window, block
-    off = np.r_[-W:0, 1 : W + 1]
-
-    @jax.jit
-    def windows(key, tok, sid, keep):
-        k1, k2 = jax.random.split(key)
-        km = (jax.random.uniform(k1, (M,)) < keep[tok]) & (sid >= 0)
-        dest = jnp.where(km, jnp.cumsum(km) - 1, M)
-        kt = jnp.zeros(M, jnp.int32).at[dest].set(tok, mode="drop")
-        ks = jnp.full(M, -1, jnp.int32).at[dest].set(sid, mode="drop")
-        b = jax.random.randint(k2, (M,), 1, W + 1)
-        idx = jnp.arange(M)[:, None] + off
-        idc = jnp.clip(idx, 0, M - 1)
-        mask = (idx == idc) & (ks[idc] == ks[:, None]) & (ks[:, None] >= 0)
-        mask &= jnp.abs(off) <= b[:, None]
-        ctx = jnp.where(mask, kt[idc], 0)
-        good = mask.any(1)
-        gd = jnp.where(good, jnp.cumsum(good) - 1, M)
-        center = jnp.zeros(M, jnp.int32).at[gd].set(kt, mode="drop")
-        context = jnp.zeros((M, 2 * W), jnp.int32).at[gd].set(ctx, mode="drop")
-        maskc = jnp.zeros((M, 2 * W), bool).at[gd].set(mask, mode="drop")
-        return center, context, maskc, good.sum()
-
-    N = encoded.n_tokens
-    nb = -(-N // M)
-    tok = np.zeros(nb * M, np.int32)
-    tok[:N] = encoded.tokens
-    sid = np.full(nb * M, -1, np.int32)
-    sid[:N] = np.repeat(np.arange(encoded.n_sentences, dtype=np.int32), np.diff(encoded.offsets))
-    keep = jnp.asarray(keep_probs(vocab, args.sample).astype(np.float32))
-    t = time.perf_counter()
-    tok_d = jnp.asarray(tok.reshape(nb, M))
-    sid_d = jnp.asarray(sid.reshape(nb, M))
-    jax.block_until_ready((tok_d, sid_d))
-    transfer = time.perf_counter() - t
+    steps = max(1, block // args.batch_size)
+    keep = jnp.asarray(keep_probs(vocab, args.sample), jnp.float32)
+    gen = jax.jit(chunk_batches, static_argnums=3)
     key = jax.random.PRNGKey(args.seed)
-    jax.block_until_ready(windows(key, tok_d[0], sid_d[0], keep))  # compile
-    times, examples = [], 0
-    for e in range(args.epochs):
+
+    def epoch(e: int) -> tuple[float, int, float]:
         t = time.perf_counter()
-        outs = [
-            windows(jax.random.fold_in(key, e * nb + i), tok_d[i], sid_d[i], keep)
-            for i in range(nb)
-        ]
+        chunks = list(
+            epoch_chunks(encoded, batch_size=args.batch_size, steps=steps, seed=args.seed,
+                         epoch=e, shuffle=False)
+        )  # fmt: skip
+        host = time.perf_counter() - t
+        dev = [jax.device_put(c) for c in chunks]
+        jax.block_until_ready(dev)
+        t = time.perf_counter()
+        outs = [gen(jax.random.fold_in(key, i), c, keep, args.window) for i, c in enumerate(dev)]
         jax.block_until_ready(outs)
-        times.append(time.perf_counter() - t)
-        examples = int(sum(int(o[3]) for o in outs))
-    dt = statistics.median(times)
+        return time.perf_counter() - t, sum(int(o["mask"].any(-1).sum()) for o in outs), host
+
+    epoch(0)  # compile
+    runs = [epoch(e) for e in range(args.epochs)]
+    dt = statistics.median(r[0] for r in runs)
+    N = encoded.n_tokens
     return {
         "jax_device": str(jax.devices()[0]),
+        "jax_chunk_tokens": steps * args.batch_size,
         "jax_corpus_tokens_per_s": round(N / dt),
-        "jax_corpus_tokens_per_s_with_transfer": round(N / (dt + transfer)),
-        "jax_examples_per_epoch": examples,
+        "jax_examples_per_s": round(runs[-1][1] / dt),
+        "jax_host_chunking_tokens_per_s": round(N / statistics.median(r[2] for r in runs)),
     }
 
 
