@@ -277,6 +277,12 @@ class TrainConfig:
         "what word2vec.c's one-after-another updates would move it, from the loss's curvature "
         'along the row (large batches; sgjax.rules.damp_rows, BENCHMARKS.md "Large batches")',
     )
+    row_damping_inputs: bool = option(
+        True,
+        "with train.row_damping: damp the input rows (E) too; false: the output rows (E') "
+        "only (CBOW HS's default: damping CBOW's inputs costs it 0.012 WordSim at 640 "
+        "centres a step, while CBOW NS at 16,384 needs it; BENCHMARKS.md)",
+    )
     seed: int = option(0, "jax.random key seed")
     gradients: Gradients = option(
         Gradients.explicit, "explicit (the paper's rules) | autodiff (jax.grad)"

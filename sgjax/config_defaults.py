@@ -107,9 +107,11 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
 #: Defaults of one (model.architecture, model.output) pair, applied after the side's and the layer's
 #: (and winning): where a layer's default suits one architecture only. The HS layer's floor
 #: of 0.1 x lifts skip-gram HS's analogy by 0.006-0.008 but costs CBOW HS 0.008 WordSim
-#: Spearman on realtext-v1, so CBOW HS keeps 0.2 x (BENCHMARKS.md, "Hierarchical softmax").
+#: Spearman on realtext-v1, so CBOW HS keeps 0.2 x (BENCHMARKS.md, "Hierarchical softmax");
+#: the layer's row damping damps CBOW HS's output rows only: its input rows too cost 0.012
+#: WordSim there (BENCHMARKS.md, "Large batches on a larger corpus").
 PAIR_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
-    ("cbow", "hierarchical"): {"optimizer.end_factor": 0.2},
+    ("cbow", "hierarchical"): {"optimizer.end_factor": 0.2, "train.row_damping_inputs": False},
 }
 
 

@@ -185,6 +185,7 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any, fresh: bool = True) -> Ru
         window_buckets=m.window if t.window_buckets and t.gradients == "explicit" else 0,
         row_update_cap=t.row_update_cap,
         row_damping=t.row_damping,
+        row_damping_inputs=t.row_damping_inputs,
         chunk_window=m.window if cfg.data.examples == "device" else 0,
     )
     dtype = jnp.dtype(str(t.dtype))

@@ -45,8 +45,9 @@ class InputSide(NamedTuple):
     - ``targets(batch) -> (targets_BxT, tmask_BxT bool)``.
     - ``input_rows(EH_BxHxN, batch, model, V) -> RowGrads``: dE/dW; padding entries
       carry the out-of-range index V.
-    - ``input_curvature(k_h_BxH) -> (M,)``: the curvature of each ``input_rows`` entry
-      along its row (row damping), or None where not defined.
+    - ``input_curvature(k_h_BxH, batch, model) -> (M,)``: the curvature of each
+      ``input_rows`` entry along its row (row damping; ``k_h`` that of each hidden vector
+      along itself), or None where not defined (the rows are left undamped).
     - ``context_axis``: which of ``"hidden"``, ``"target"`` runs over the context slots
       (None: neither), so a batch can be cut by window (``train.window_buckets``).
     - ``defaults``: config values this side needs where the user sets none, as dotted keys
@@ -57,7 +58,7 @@ class InputSide(NamedTuple):
     hidden: Callable[..., tuple[jax.Array, jax.Array]]
     targets: Callable[[dict], tuple[jax.Array, jax.Array]]
     input_rows: Callable[..., RowGrads]
-    input_curvature: Callable[[jax.Array], jax.Array] | None
+    input_curvature: Callable[..., jax.Array] | None
     context_axis: str | None
     defaults: Mapping[str, Any] = MappingProxyType({})
 
@@ -86,7 +87,7 @@ SKIPGRAM = InputSide(
     hidden=_sg_hidden,
     targets=lambda batch: (batch["context"], batch["mask"].astype(bool)),
     input_rows=_sg_rows,
-    input_curvature=lambda k_h: k_h[:, 0],
+    input_curvature=lambda k_h, batch, model: k_h[:, 0],
     context_axis="target",
     # the C negatives of a centre's pairs shared lose accuracy in this orientation
     defaults={"model.shared_negatives": False},
@@ -106,7 +107,7 @@ SKIPGRAM_CONTEXT = InputSide(
     hidden=lambda W, batch, model: (W[batch["context"]], batch["mask"].astype(bool)),
     targets=_centre_target,
     input_rows=lambda EH, batch, model, V: _rows(jnp.where(batch["mask"], batch["context"], V), EH),
-    input_curvature=lambda k_h: k_h.reshape(-1),
+    input_curvature=lambda k_h, batch, model: k_h.reshape(-1),
     context_axis="hidden",
 )
 
@@ -143,12 +144,31 @@ def _cbow_rows(EH_BxHxN, batch, model, V):
     return _rows(jnp.where(batch["mask"], batch["context"], V), rows)
 
 
+def _cbow_curvature(k_h_BxH, batch, model):
+    """Each context slot's curvature along its row: the trace of the row's Hessian of the
+    loss whose gradient the update is, shared by the word's m slots of the example. With h
+    = (1/C) sum_c v_c: m k_h / C^2 a slot for the paper's EH / C; m k_h for word2vec.c's
+    EH to every slot (its straight-through h moves with each row as with all the example's
+    rows, which move together) and for the sum. (By the row's own curvature, m k_h / C,
+    CBOW NS at 16,384 centres a step stays 0.02 under gensim and diverges above lr 0.05:
+    BENCHMARKS.md, "Large batches on a larger corpus".)"""
+    mask = batch["mask"].astype(bool)
+    ctx = batch["context"]
+    same = (ctx[:, :, None] == ctx[:, None, :]) & mask[:, :, None] & mask[:, None, :]
+    m_BxC = same.sum(2).astype(k_h_BxH.dtype)
+    scale = 1.0
+    if model.cbow_mean and model.cbow_update == "paper":
+        C = jnp.maximum(mask.sum(1), 1).astype(k_h_BxH.dtype)[:, None]
+        scale = 1.0 / (C * C)
+    return (m_BxC * scale * k_h_BxH[:, :1]).reshape(-1)
+
+
 CBOW = InputSide(
     layout=lambda C: (1, 1),
     hidden=_cbow_hidden,
     targets=_centre_target,
     input_rows=_cbow_rows,
-    input_curvature=None,
+    input_curvature=_cbow_curvature,
     context_axis=None,
     # word2vec.c's alpha for CBOW; batches in corpus order, not grouped by window: grouping
     # gives CBOW 0.003 less analogy accuracy on realtext-v1; 640 centres a step, as a CBOW

@@ -27,12 +27,14 @@ def value_and_rule(
     model: ModelSpec,
     consts: dict | None = None,
     curvature: bool = False,
+    damp_inputs: bool = True,
 ) -> tuple:
     """E summed over the batch and the explicit gradient, row-sparse where it is.
 
     Returns ``(E, {"W": RowGrads, <layer's tables>: RowGrads or dense})``. With
     ``curvature`` (output layers that define it: negative sampling, hierarchical softmax,
-    NCE; input sides without ``input_curvature``, CBOW, give 0 for W's rows) also the
+    NCE; an input side without ``input_curvature``, or ``damp_inputs=False``, gives 0 for
+    W's rows) also the
     curvature of every row entry along its own row, aligned with the RowGrads' entries: for
     an entry of gradient ``e_j x``,
     ``w s'(u_j) |x|^2`` summed over the entry's terms (:func:`damp_rows`).
@@ -48,10 +50,10 @@ def value_and_rule(
     grads = {"W": side.input_rows(out.EH, batch, model, W.shape[0]), **out.grads}
     if not curvature:
         return out.E, grads
-    if side.input_curvature is None:  # W's rows left undamped (curvature 0: scale 1)
+    if side.input_curvature is None or not damp_inputs:  # W undamped (curvature 0: scale 1)
         k_W = jnp.zeros(grads["W"].index.shape, out.E.dtype)
     else:
-        k_W = side.input_curvature(out.k_h)
+        k_W = side.input_curvature(out.k_h, batch, model)
     return out.E, grads, {"W": k_W, **out.curvature}
 
 

@@ -91,6 +91,7 @@ class StepSpec:
     row_update_cap: int = 0  # > 0: a row moves by at most this many entries' worth a step
     # scale each row's summed update to sequential SGD's displacement (sgjax.rules.damp_rows)
     row_damping: bool = False
+    row_damping_inputs: bool = True  # with row_damping: E's rows too (False: E' only)
     # > 0: batches come grouped by effective window (epoch_batches(window_buckets=True));
     # the explicit rule runs on each group's 2b real slots (window_bucket_slices)
     window_buckets: int = 0
@@ -129,7 +130,8 @@ def _grads(params: Params, ex: dict, tables: dict, spec: StepSpec, lr: jax.Array
     if spec.gradients != "explicit":
         return jax.value_and_grad(batch_loss)(params, ex, spec.model, tables)
     if spec.row_damping:
-        E, grads, curv = _rule_parts(params, ex, spec, (spec.model, tables, True))
+        args = (spec.model, tables, True, spec.row_damping_inputs)
+        E, grads, curv = _rule_parts(params, ex, spec, args)
         rows = {k: v.shape[0] for k, v in params.items()}
         return E, damp_rows(grads, curv, rows, lr)
     return _rule_parts(params, ex, spec, (spec.model, tables))

@@ -35,7 +35,7 @@ MODELS = [
     (["model.output=nce"], 0),  # the scores shifted by -log(K P_n(w))
     (["model.architecture=cbow", "model.output=nce"], 1),
     (["train.row_damping=true"], 0),
-    (["model.architecture=cbow", "train.row_damping=true"], 1),
+    (["model.architecture=cbow", "train.row_damping=true", "train.row_damping_inputs=false"], 1),
 ]
 
 
@@ -114,6 +114,9 @@ WHERE = [
     (["train.kernel=xla"], -1),
     (["model.architecture=cbow", "train.kernel=xla"], -1),
     (["optimizer.schedule=constant"], 0),
+    # damped: the kernel damps skip-gram's input rows and leaves CBOW's undamped
+    (["model.architecture=cbow", "train.row_damping=true"], -1),
+    (["train.row_damping=true", "train.row_damping_inputs=false"], -1),
     (["optimizer.name=sgd", "optimizer.kwargs={momentum: 0.9}"], -1),
 ]
 

@@ -51,8 +51,9 @@ def _setup(corpus, mode, layer, damp, *sets, dup=False):
     step's batch (its layer's fields drawn as train_step draws them) and the specs of the
     XLA step and the fused step of ``mode``. ``dup``: every word id mod 3, so rows collide
     across the batch (W_out's: also with the negatives)."""
+    # the kernels damp skip-gram's input rows, not CBOW's (train.row_damping_inputs)
     cfg = _cfg(corpus, *ARCH[mode], *LAYERS[layer], f"train.row_damping={damp}",
-               "train.kernel=xla", *sets)  # fmt: skip
+               f"train.row_damping_inputs={mode == 0}", "train.kernel=xla", *sets)  # fmt: skip
     run = build(cfg)
     params = run.state.params
     W_out = jax.random.normal(jax.random.key(1), params["W_out"].shape) * 0.3

@@ -45,7 +45,7 @@ ALL = [
         (False, True) if "negatives" in REGISTRY[o].scopes(ModelSpec(output=o)) else (False,)
     )
 ]
-#: CBOW's output rows' curvature with each of its updates (EH / C, EH) and with the sum
+#: CBOW's curvature differs with its update (EH / C, EH: the straight-through h's) and the sum
 CBOW_VARIANTS = [
     ModelSpec(input="cbow", output=o, negatives=3, cbow_mean=mean, cbow_update=update)
     for o in ("negative", "hierarchical")
@@ -95,6 +95,18 @@ def test_curvature_is_the_trace_of_each_rows_hessian(model):
             want = traces[k]
             assert float(want.max()) > 0
             np.testing.assert_allclose(got[:R], want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("model", [m for m in CURVATURE if m.input == "cbow"][:2], ids=label)
+def test_damp_inputs_false_leaves_the_input_rows_undamped(model):
+    """``train.row_damping_inputs=false``: W's entries get curvature 0 (scale 1), E''s keep
+    theirs."""
+    params, batch, consts = random_problem(model, vocab_size=20, dim=4, batch_size=6)
+    _, _, both = value_and_rule(params, batch, model, consts, True)
+    _, _, outs = value_and_rule(params, batch, model, consts, True, damp_inputs=False)
+    assert float(jnp.abs(both["W"]).sum()) > 0
+    np.testing.assert_array_equal(outs["W"], 0.0)
+    np.testing.assert_array_equal(outs["W_out"], both["W_out"])
 
 
 @pytest.mark.parametrize(

@@ -160,8 +160,18 @@ def mode_for(
         and m.output in ROWS
         and (m.input == "cbow" or not m.layer.draws or m.shared_negatives)
         and m.negatives <= 63  # logistic_step.cc's rows per example: <= 64
+        # damped, it damps skip-gram's input rows and leaves CBOW's undamped
+        and (not spec.row_damping or spec.row_damping_inputs == (m.input != "cbow"))
     )
     return MODES.get((m.input, m.cbow_mean, m.cbow_update)) if ok else None
+
+
+#: What the kernels compute (:func:`mode_for`), for messages; ``{}``: the device's kind.
+SCOPE = (
+    "computes negative sampling, NCE and hierarchical softmax with plain SGD in float32 on one "
+    "{}device, for skip-gram (context orientation; shared negatives) and CBOW, explicit rule, "
+    "no row cap; damped, the input rows of skip-gram and not of CBOW (train.row_damping_inputs)"
+)
 
 
 def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -> int:
@@ -172,21 +182,13 @@ def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -
     if kernel == "pallas":  # asked for by name: never chosen by auto (not yet measured)
         mode = mode_for(spec, dtype, backend, devices, "pallas")
         if mode is None:
-            raise ValueError(
-                "train.kernel=pallas: the Pallas kernel computes negative sampling, NCE and "
-                "hierarchical softmax with plain SGD in float32 on one device, for skip-gram "
-                "(context orientation; shared negatives) and CBOW, explicit rule, no row cap"
-            )
+            raise ValueError(f"train.kernel=pallas: the Pallas kernel {SCOPE.format('')}")
         return mode
     mode = mode_for(spec, dtype, backend, devices)
     if mode is not None and available():
         return mode
     if kernel == "cpu":
-        reason = why() if mode is not None else (
-            "it computes negative sampling, NCE and hierarchical softmax with plain SGD in "
-            "float32 on one CPU device, for skip-gram (context orientation; shared negatives) "
-            "and CBOW, explicit rule, no row cap"
-        )  # fmt: skip
+        reason = why() if mode is not None else "it " + SCOPE.format("CPU ")
         raise ValueError(f"train.kernel=cpu: the fused kernel cannot run this step: {reason}")
     return -1
 
