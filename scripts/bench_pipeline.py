@@ -62,7 +62,6 @@ def time_epoch(encoded, vocab, args, epoch: int) -> tuple[float, int, int]:
     for b in epoch_batches(
         encoded,
         vocab,
-        architecture=args.architecture,
         window=args.window,
         sample=args.sample,
         batch_size=args.batch_size,

@@ -38,7 +38,11 @@ ROWS = [  # (name, overrides, epochs)
     ("sg-ns, host examples", LARGE, 1),
     ("sg-ns, device examples, bfloat16", [*LARGE, *DEVICE, "train.dtype=bfloat16"], 1),
     ("sg-ns, device examples, 5 epochs", [*LARGE, *DEVICE], 5),
-    ("cbow-ns, device examples", [*LARGE, *DEVICE, "model.architecture=cbow"], 1),
+    (
+        "cbow-ns, device examples",
+        [*LARGE, *DEVICE, "model.architecture=cbow", "optimizer.learning_rate=0.2"],
+        1,
+    ),
     ("sg-hs, device examples", [*LARGE, *DEVICE, "model.output=hierarchical"], 1),
     (
         "sg-softmax, full vocabulary",

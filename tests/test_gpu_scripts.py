@@ -52,7 +52,7 @@ def test_gpu_check_sh_is_valid_bash():
     subprocess.run(["bash", "-n", str(SCRIPTS / "gpu_check.sh")], check=True)
 
 
-def test_bench_pipeline_times_the_device_generator(tmp_path):
+def test_bench_pipeline_times_the_host_and_device_generators(tmp_path):
     bp = _load("bench_pipeline")
     from sgjax.encode import encode_corpus
     from sgjax.vocab import build_vocab
@@ -61,6 +61,8 @@ def test_bench_pipeline_times_the_device_generator(tmp_path):
     vocab = build_vocab([corpus], min_count=1)
     enc = encode_corpus([corpus], vocab, None)
     args = argparse.Namespace(batch_size=64, sample=1e-3, seed=0, window=5, epochs=2)
+    dt, examples, batches = bp.time_epoch(enc, vocab, args, 0)  # the host generator's
+    assert dt > 0 and batches >= 2 and 64 * (batches - 1) < examples <= 64 * batches
     out = bp.jax_windows(enc, vocab, args, block=512)
     assert out["jax_chunk_tokens"] == 512
     assert out["jax_corpus_tokens_per_s"] > 0 and out["jax_examples_per_s"] > 0
