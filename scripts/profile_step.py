@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     from sgjax.train import group_batches, train_step_jit
 
     cfg = load_config(args.config, args.set)
+    if cfg.data.examples != "host":  # its figures are per step of host batches
+        raise SystemExit("profile_step.py: data.examples=host only (device chunks: gpu_check.py)")
     run = build(cfg, None)
     groups = []
     for g in group_batches(_batches(cfg, run.vocab, run.encoded, 0), cfg.train.steps_per_call):

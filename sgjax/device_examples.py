@@ -16,7 +16,8 @@ file-ordered) token stream into chunks of whole sentences of at most ``M = S x B
 
 The chunk's examples, compacted in stream order, fill its S batches of B; batches past the
 last example are inactive (skipped by the scan's ``cond``), so a chunk runs
-``max(1, ceil(n / B))`` optimizer steps for its n examples. ``words`` per batch follows
+``max(1, ceil(n / B))`` optimizer steps for its n examples (a chunk without any: one empty
+step, which plain SGD ignores and a momentum optimizer does not). ``words`` per batch follows
 :mod:`sgjax.batches` (the tokens from after the previous batch's last centre to its own,
 the chunk's tail in its last batch), so the words of an epoch sum to its tokens and the
 schedule counts as the host path does. The random draws of chunk c of epoch e come from
@@ -86,7 +87,14 @@ def epoch_chunks(
         }
 
 
-def windows(tok_M, sid_M, keep_V, u_M, b_M, window: int) -> dict[str, jax.Array]:
+def windows(
+    tok_M: jax.Array,
+    sid_M: jax.Array,
+    keep_V: jax.Array,
+    u_M: jax.Array,
+    b_M: jax.Array,
+    window: int,
+) -> dict[str, jax.Array]:
     """The examples of one chunk for given draws, compacted in stream order.
 
     ``tok_M``/``sid_M`` (M,): tokens and sentence ids (-1: padding); ``keep_V`` (V,): the
@@ -160,7 +168,7 @@ def chunk_key(state: TrainState) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(k, state.epoch), state.batch_in_epoch)
 
 
-def chunk_step(state: TrainState, chunk: dict, tables: dict, spec: Any):
+def chunk_step(state: TrainState, chunk: dict, tables: dict, spec: Any) -> tuple[TrainState, dict]:
     """One call on one chunk (every leaf with a leading axis of 1, as :func:`sgjax.train.fit`
     stacks one chunk a call): its examples (:func:`chunk_batches`, ``tables["keep"]``) run
     through :func:`sgjax.train.train_step`; ``batch_in_epoch`` then counts the chunk."""

@@ -27,7 +27,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,14 +82,22 @@ class Run:
     state: TrainState
 
     def batches(self, epoch: int) -> Iterator[dict]:
-        """The host batches of one step each, of ``epoch`` (deterministic in the seed and
-        the epoch), as :func:`sgjax.train.fit` consumes them."""
+        """What :func:`sgjax.train.fit` consumes in ``epoch`` (deterministic in the seed
+        and the epoch): host batches of one step each, or with ``data.examples: device``
+        token chunks (:mod:`sgjax.device_examples`)."""
         return _batches(self.cfg, self.vocab, self.encoded, epoch)
 
+    @property
+    def step(self) -> Callable:
+        """The jitted call of one item of :meth:`calls`: :data:`sgjax.train.train_step_jit`,
+        or the device path's :data:`sgjax.device_examples.chunk_step_jit`."""
+        return examples.source(self.cfg).step
+
     def calls(self, epoch: int) -> Iterator[dict]:
-        """The batches of ``epoch`` stacked ``train.steps_per_call`` at a time: each is the
-        ``batch`` of one ``sgjax.train.train_step_jit(state, batch, run.tables, run.spec)``
-        (a custom loop; call ``state.next_epoch()`` after an epoch's last)."""
+        """The items of ``epoch`` stacked as one call takes them (``train.steps_per_call``
+        host batches, or one chunk): each is the ``batch`` of one ``run.step(state, batch,
+        run.tables, run.spec)`` (a custom loop; call ``state.next_epoch()`` after an
+        epoch's last)."""
         return group_batches(self.batches(epoch), examples.source(self.cfg).per_call(self.cfg))
 
 

@@ -275,7 +275,7 @@ def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     grads = cap_row_updates(grads, p32, spec.row_update_cap)
     updates, opt_state = spec.optimizer.update(grads, state.opt_state, p32)
     if low:
-        params = lowp.apply_updates(state.params, updates, state.step)
+        params = lowp.apply_updates(state.params, updates, state.key, state.step)
     else:
         params = apply_updates(state.params, updates)
     terms = _terms(state.params["W"], ex, spec.model)

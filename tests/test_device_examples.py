@@ -20,7 +20,7 @@ from sgjax.batches import _windows, epoch_batches
 from sgjax.config import ConfigError, load_config
 from sgjax.device_examples import chunk_batches, epoch_chunks, windows
 from sgjax.encode import encode_corpus
-from sgjax.experiment import train
+from sgjax.experiment import build, train
 from sgjax.signals import Interrupted
 from sgjax.vocab import build_vocab, keep_probs
 
@@ -202,7 +202,10 @@ def test_a_run_with_device_examples_trains_and_resumes_exactly(corpus, tmp_path,
     cfg = tiny_cfg(corpus, *over)
     assert not cfg.train.window_buckets  # turned off: the device makes plain batches
     full = train(cfg, tmp_path / "full", progress=False)
-    words = [r["words"] for r in full.history if r["event"] == "epoch"]
+    epochs = [r for r in full.history if r["event"] == "epoch"]
+    # the schedule's length counts seed 0's epoch 0 on the device: exactly its steps
+    assert epochs[0]["step"] * 3 == build(cfg).total_steps
+    words = [r["words"] for r in epochs]
     assert words == [sum(1 for _ in open(corpus, encoding="utf-8").read().split())] * 3
     chunks_per_epoch = sum(1 for _ in epoch_chunks_of(cfg))
     assert chunks_per_epoch >= 3

@@ -18,7 +18,8 @@ Between them, with ``damp``, the entries are scaled by :func:`sgjax.rules.damp_r
 JAX) from the curvatures the first kernel returns: s'(u_s) |h|^2 summed over an example's h
 per W_out entry, and k_h = sum_s s'(u_s) |v'_s|^2 per hidden vector, skip-gram's W entry
 of that slot (``sgjax.inputs.SKIPGRAM_CONTEXT.input_curvature``); CBOW's W rows are left
-undamped, as :func:`sgjax.rules.value_and_rule` leaves them.
+undamped (:func:`sgjax.kernels.mode_for` gives it a damped CBOW step only with
+``train.row_damping_inputs: false``).
 
 Shapes: the widths C (context slots), S (rows per example) and N are padded to powers of
 two (Triton's blocks; padded slots and entries masked out, padded columns never loaded nor
