@@ -244,3 +244,16 @@ def epoch_chunks_of(cfg):
 def test_device_examples_config_errors(over, key):
     with pytest.raises(ConfigError, match=key):
         load_config(None, over)
+
+
+@pytest.mark.parametrize("examples", ["host", "device"])
+def test_the_custom_loop_of_the_readme_runs_either_source(corpus, examples):
+    """``for batch in run.calls(epoch): state, m = run.step(state, batch, run.tables,
+    run.spec)`` covers an epoch's words with host batches and with token chunks."""
+    cfg = tiny_cfg(corpus, f"data.examples={examples}", "data.max_line_tokens=100")
+    run = build(cfg)
+    state = run.state
+    for batch in run.calls(0):
+        state, m = run.step(state, batch, run.tables, run.spec)
+        assert bool(m["finite"])
+    assert int(state.words) == run.encoded.n_tokens and int(state.step) > 0
