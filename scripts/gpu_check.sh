@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The prepared GPU check (issue 17): a venv with a CUDA build of JAX, sgjax installed from
-# this checkout, the GPU tests, then scripts/gpu_check.py's benchmark; JSON and logs into
+# The prepared GPU check (issue 17): a venv with a CUDA build of JAX, sgjax from this
+# checkout, the GPU tests, then scripts/gpu_check.py's benchmark; JSON and logs into
 # $OUT (the device tool's folder) or ./gpu-check/. Within ~8 minutes on one H100/H200.
 #
 #   bash scripts/gpu_check.sh            # on the GPU machine, from the repository root
@@ -20,10 +20,8 @@ echo "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,memory.total,driver_ve
 
 python3 -m venv --system-site-packages /tmp/sgjax-gpu-venv || exit 2
 . /tmp/sgjax-gpu-venv/bin/activate
-if ! python -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')" 2>/dev/null; then
-  echo "== no CUDA jax here: pip install jax[cuda12]"
-  pip install -q "jax[cuda12]" || { echo "cannot install jax[cuda12]"; exit 2; }
-fi
+# SGJAX_GPU_CHECK_CPU=1: a dry run of this script on a CPU (the GPU tests skip, the rows
+# run there); SGJAX_GPU_CHECK_ROWS=0,3: only those benchmark rows
 pipx() {  # pip install from ./.whl if it is there, else from the index
   if [ -d .whl ] && ls .whl/* >/dev/null 2>&1; then
     pip install -q --no-index --find-links .whl --no-build-isolation "$@"
@@ -31,10 +29,21 @@ pipx() {  # pip install from ./.whl if it is there, else from the index
     pip install -q "$@"
   fi
 }
+if python -c "import jax, sys; sys.exit(jax.default_backend() != 'gpu')" 2>/dev/null; then
+  echo "== the machine's CUDA jax"
+elif [ -n "${SGJAX_GPU_CHECK_CPU:-}" ]; then
+  python -c "import jax" 2>/dev/null || pipx jax
+else
+  echo "== no CUDA jax here: pip install jax[cuda12]"
+  pip install -q "jax[cuda12]" || { echo "cannot install jax[cuda12]"; exit 2; }
+fi
 for mod in omegaconf optax orbax.checkpoint flax tqdm scipy pytest; do
   python -c "import $mod" 2>/dev/null || pipx "$(echo "$mod" | sed 's/orbax.checkpoint/orbax-checkpoint/')"
 done
-pip install -q --no-deps --no-build-isolation -e . || exit 2
+# sgjax from this checkout, by path: no build step (a venv's setuptools may not build it
+# offline), the same modules and data files
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+python -c "import sgjax, omegaconf, optax" || exit 2
 python - <<'EOF' | tee "$OUT/jax-devices.json"
 import json, jax, jaxlib
 print(json.dumps({"jax": jax.__version__, "jaxlib": jaxlib.__version__,
@@ -48,5 +57,6 @@ timeout 150 python -m pytest -q -p no:cacheprovider tests/test_gpu.py tests/test
 left=$(( 440 - ($(date +%s) - start) ))
 echo "== benchmark (budget ${left} s)"
 PYTHONUNBUFFERED=1 timeout $(( left + 60 )) python scripts/gpu_check.py \
-  --out "$OUT/gpu-check.json" --budget-s "$(( left > 60 ? left - 60 : 0 ))"
+  --out "$OUT/gpu-check.json" --budget-s "$(( left > 60 ? left - 60 : 0 ))" \
+  ${SGJAX_GPU_CHECK_ROWS:+--rows "$SGJAX_GPU_CHECK_ROWS"}
 echo "== done in $(( $(date +%s) - start )) s"
