@@ -34,6 +34,7 @@ batches do not span chunks.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -162,10 +163,15 @@ def chunk_batches(key: jax.Array, chunk: dict, keep_V: jax.Array, window: int) -
     }
 
 
+def draw_key(key: jax.Array, epoch: jax.Array | int, chunk: jax.Array | int) -> jax.Array:
+    """The key of the draws of chunk ``chunk`` of ``epoch`` in a run of state key ``key``."""
+    k = jax.random.fold_in(key, DATA_TAG)
+    return jax.random.fold_in(jax.random.fold_in(k, epoch), chunk)
+
+
 def chunk_key(state: TrainState) -> jax.Array:
     """The key of the draws of the chunk ``state.batch_in_epoch`` of ``state.epoch``."""
-    k = jax.random.fold_in(state.key, DATA_TAG)
-    return jax.random.fold_in(jax.random.fold_in(k, state.epoch), state.batch_in_epoch)
+    return draw_key(state.key, state.epoch, state.batch_in_epoch)
 
 
 def chunk_step(state: TrainState, chunk: dict, tables: dict, spec: Any) -> tuple[TrainState, dict]:
@@ -182,15 +188,13 @@ def chunk_step(state: TrainState, chunk: dict, tables: dict, spec: Any) -> tuple
 chunk_step_jit = jax.jit(chunk_step, static_argnames=("spec",), donate_argnums=(0,))
 
 
-@jax.jit
-def _chunk_steps(key: jax.Array, chunk: dict, keep_V: jax.Array, window_1: jax.Array):
-    return chunk_batches(key, chunk, keep_V, window_1.shape[0])["active"].sum()
+@functools.partial(jax.jit, static_argnums=3)
+def _chunk_steps(key: jax.Array, chunk: dict, keep_V: jax.Array, window: int) -> jax.Array:
+    return chunk_batches(key, chunk, keep_V, window)["active"].sum()
 
 
 def count_steps(chunks: Iterator[dict], key: jax.Array, keep_V: jax.Array, window: int) -> int:
     """Optimizer steps an epoch's chunks make with the draws of ``key`` (epoch 0): the
     schedule's length, as :func:`sgjax.experiment` counts the host path's batches."""
-    k = jax.random.fold_in(jax.random.fold_in(key, DATA_TAG), 0)
-    w = jnp.zeros(window)  # its shape carries the window to the jitted counter
-    counts = [_chunk_steps(jax.random.fold_in(k, c), ch, keep_V, w) for c, ch in enumerate(chunks)]
+    counts = [_chunk_steps(draw_key(key, 0, c), ch, keep_V, window) for c, ch in enumerate(chunks)]
     return int(sum(int(n) for n in counts))

@@ -207,7 +207,7 @@ def test_a_run_with_device_examples_trains_and_resumes_exactly(corpus, tmp_path,
     assert epochs[0]["step"] * 3 == build(cfg).total_steps
     words = [r["words"] for r in epochs]
     assert words == [sum(1 for _ in open(corpus, encoding="utf-8").read().split())] * 3
-    chunks_per_epoch = sum(1 for _ in epoch_chunks_of(cfg))
+    chunks_per_epoch = sum(1 for _ in build(cfg).batches(0))
     assert chunks_per_epoch >= 3
     with monkeypatch.context() as m:
         _interrupt_after(m, chunks_per_epoch + 2)  # in the middle of epoch 2
@@ -221,13 +221,6 @@ def test_a_run_with_device_examples_trains_and_resumes_exactly(corpus, tmp_path,
     # another seed draws other examples
     other = train(tiny_cfg(corpus, *over, "train.seed=1"), tmp_path / "s1", progress=False)
     assert not np.array_equal(params_of(other)["W"], params_of(full)["W"])
-
-
-def epoch_chunks_of(cfg):
-    from sgjax.experiment import build
-
-    run = build(cfg)
-    return run.batches(0)
 
 
 @pytest.mark.parametrize(
