@@ -18,7 +18,7 @@ from test_train import tiny_cfg, write_toy_corpus
 from sgjax.cli import main as cli_main
 from sgjax.config import ConfigError, load_config, x64_enabled
 from sgjax.config_optax import expected_kind, optax_optimizer_names, optax_transform_names
-from sgjax.experiment import _batches, build
+from sgjax.experiment import build
 from sgjax.gradcheck import check, random_problem
 from sgjax.model import ModelSpec
 from sgjax.train import Hooks, NonFiniteLossError, fit
@@ -221,7 +221,7 @@ def test_divergence_before_any_checkpoint_says_none_was_written(corpus):
     with pytest.raises(NonFiniteLossError) as info:
         fit(
             run.state,
-            lambda e: _batches(cfg, run.vocab, run.encoded, e),
+            run.batches,
             run.tables,
             run.spec,
             epochs=1,

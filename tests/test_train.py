@@ -363,7 +363,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_pat
     hooks = Hooks(checkpoint=save)
     state = fit(
         run.state,
-        lambda e: _batches(cfg, run.vocab, run.encoded, e),
+        run.batches,
         run.tables,
         run.spec,
         epochs=1,
@@ -380,7 +380,7 @@ def test_nonfinite_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_pat
     ):
         fit(
             poisoned,
-            lambda e: _batches(cfg, run.vocab, run.encoded, e),
+            run.batches,
             run.tables,
             run.spec,
             epochs=2,
