@@ -42,6 +42,7 @@ import numpy as np
 from sgjax.outputs import nce, sampling
 
 SOURCE = Path(__file__).with_name("logistic_step.cc")
+HEADERS = [Path(__file__).with_name("blocked.h")]  # included by SOURCE: part of the key
 TARGET = "sgjax_logistic_step"
 #: logistic_step.cc's modes: (input side, cbow_mean, cbow_update) -> mode.
 MODES = {
@@ -79,8 +80,9 @@ def _build() -> Path:
     cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
     if not cxx:
         raise RuntimeError("no C++ compiler (set CXX or install g++)")
+    sources = b"".join(p.read_bytes() for p in [SOURCE, *HEADERS])
     key = hashlib.sha256(
-        SOURCE.read_bytes() + " ".join([cxx, *_flags(), jax.__version__, _cpu()]).encode()
+        sources + " ".join([cxx, *_flags(), jax.__version__, _cpu()]).encode()
     ).hexdigest()[:16]
     out = Path(default_cache_dir()).parent / "kernels" / f"logistic_step-{key}.so"
     if out.exists():

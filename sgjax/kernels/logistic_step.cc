@@ -14,14 +14,17 @@
 //   mode 3: CBOW, h = sum of the real context rows; every context row gets EH.
 //
 // The same step as the XLA program of sgjax.train (a minibatch: every example's gradient
-// at the parameters before the step, then all added), in two phases, each split over XLA's
-// intra-op thread pool:
+// at the parameters before the step, then all added), in two phases, on XLA's intra-op
+// thread pool (parallel_phases: one wake-up of its threads per step):
 //   1. per example (contiguous chunks of examples): scores u = h . v'_s + offset, errors
-//      e = s(u) - t, EH = sum_s e_s v'_s and the output rows' gradients sum_h e_hs h into
-//      per-example buffers (and, for damping, each entry's curvature along its row);
-//   2. per part p of P, the rows r with r % P == p: (damping: the row's total curvature
-//      x = lr sum k and the factor (1 - exp(-x)) / x;) W[r] += scale_W g and
-//      W_out[r] += scale_Wout g in example order, so the result does not depend on P.
+//      e = s(u) - t, EH = sum_s e_s v'_s and (skip-gram) the output rows' gradients
+//      sum_h e_hs h into per-example buffers, or (CBOW) h and e, whose products phase 2
+//      forms (and, for damping, each entry's curvature along its row); the products are
+//      blocked (scores, spread) so that each row is read once per example;
+//   2. per part p of P, the rows p owns (Step::owns: one table per core): (damping: the
+//      row's total curvature x = lr sum k and the factor (1 - exp(-x)) / x;)
+//      W[r] += scale_W g and W_out[r] += scale_Wout g in example order, so the result does
+//      not depend on P.
 // E is summed as sgjax.outputs.logistic.logistic_terms sums it.
 #include <algorithm>
 #include <atomic>
@@ -33,9 +36,14 @@
 #include <thread>
 #include <vector>
 
+
+#include "blocked.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using sgjax_blocked::kSB;
+using sgjax_blocked::scores;
+using sgjax_blocked::spread;
 
 namespace {
 
@@ -64,22 +72,41 @@ inline float term(float u, float t, float* e, float* one_a) {
   return std::fmax(-x, 0.f);
 }
 
-// f(0), ..., f(n - 1) on XLA's thread pool and the calling thread; returns when all ran.
-template <typename F>
-void parallel_for(ffi::ThreadPool& pool, int64_t n, const F& f) {
-  std::atomic<int64_t> left(n - 1);
+// first(i) for i < n, then, once all have returned, second(i) for i < n, on the calling
+// thread and n - 1 tasks of XLA's thread pool; returns when all ran. Each thread claims the
+// parts not yet claimed, phase by phase, and waits between the phases (spinning) only for
+// parts that running threads have claimed: so a task that starts late, or that the pool
+// runs inline, finds less or nothing to do, and the two phases cost one wake-up of the
+// pool's threads, not two (a wake-up costs tens of microseconds, as much as a phase of a
+// step of a few hundred examples). Which thread runs a part does not change the result.
+template <typename F1, typename F2>
+void parallel_phases(ffi::ThreadPool& pool, int64_t n, const F1& first, const F2& second) {
+  std::atomic<int64_t> next1(0), done1(0), next2(0), done2(0), left(n - 1);
   std::mutex m;
   std::condition_variable cv;
+  auto work = [&] {
+    for (int64_t i; (i = next1.fetch_add(1)) < n;) {
+      first(i);
+      done1.fetch_add(1);
+    }
+    while (done1.load() < n) std::this_thread::yield();
+    for (int64_t i; (i = next2.fetch_add(1)) < n;) {
+      second(i);
+      done2.fetch_add(1);
+    }
+  };
   for (int64_t i = 1; i < n; ++i) {
-    pool.Schedule([&, i] {
-      f(i);
+    pool.Schedule([&] {
+      work();
       if (left.fetch_sub(1) == 1) {
         std::lock_guard<std::mutex> lock(m);
         cv.notify_one();
       }
     });
   }
-  f(0);
+  work();
+  while (done2.load() < n) std::this_thread::yield();
+  // the tasks read this frame's atomics: wait until every one has returned
   for (int spin = 0; spin < 20000 && left.load() > 0; ++spin) std::this_thread::yield();
   std::unique_lock<std::mutex> lock(m);
   cv.wait(lock, [&] { return left.load() == 0; });
@@ -88,6 +115,28 @@ void parallel_for(ffi::ThreadPool& pool, int64_t n, const F& f) {
 inline float damping(float x) {  // sgjax.rules.damp_rows
   return x > 1e-6f ? -std::expm1(-x) / x : 1.f - 0.5f * x;
 }
+
+// Per-thread scratch of phase 1: an example's used rows (sr: their slots; V: W_out's rows;
+// G: their gradient rows), hidden vectors (jr: their slots; H; EH: their EH rows), |v'|^2,
+// scores u and errors e (J x M).
+struct Scratch {
+  std::vector<int64_t> sr, jr;
+  std::vector<const float*> H, V;
+  std::vector<float*> EH, G;
+  std::vector<float> vv, u, e, ec;
+  Scratch(int64_t C, int64_t S)
+      : sr(S), jr(std::max<int64_t>(C, 1)), H(std::max<int64_t>(C, 1)), V(S),
+        EH(std::max<int64_t>(C, 1)), G(S), vv(S), u(std::max<int64_t>(C, 1) * S),
+        e(std::max<int64_t>(C, 1) * S), ec(std::max<int64_t>(C, 1) * kSB) {}
+};
+
+// One row update of phase 2: dst += c src.
+struct Update {
+  float* dst;
+  const float* src;
+  float c;
+};
+constexpr int64_t kPrefetch = 8;  // updates ahead (measured: 4 to 16 within noise, 0 slower)
 
 struct Step {
   float* w;
@@ -101,6 +150,8 @@ struct Step {
   float* kW;   // (B, gw_rows): curvature of W's entries (damping)
   float* kWo;  // (B, S): curvature of W_out's entries (damping)
   float* Eb;   // (B,): each example's E
+  float* hB;   // (B, N): CBOW's hidden vector h of each example
+  float* eB;   // (B, S): CBOW's errors e_s of each example (W_out's gradient rows: e_s h)
   float* xW;   // (V,): per row of W, lr x its entries' total curvature (zero between calls)
   float* xWo;  // (R,)
 
@@ -115,130 +166,166 @@ struct Step {
     return msk[b * C + j] != 0 && r >= 0 && r < V;
   }
 
-  // phase 1 for example b; h: N floats of scratch
-  void rule(int64_t b, float* h) const {
+  // phase 1 for example b; sc: scratch of the calling thread
+  void rule(int64_t b, Scratch& sc) const {
     float* gwo = gWo + b * S * N;
     float* gw = gW + b * gw_rows * N;
-    std::memset(gwo, 0, sizeof(float) * S * N);
     if (damp) {
       std::fill(kWo + b * S, kWo + (b + 1) * S, 0.f);
       std::fill(kW + b * gw_rows, kW + (b + 1) * gw_rows, 0.f);
     }
     Eb[b] = 0.f;
-    float vv[kMaxS];  // |v'_s|^2 of the example's rows, once (damping)
-    if (damp)
-      for (int64_t s = 0; s < S; ++s) {
-        const float* v = wo + static_cast<int64_t>(rows[b * S + s]) * N;
-        vv[s] = use(b, s) ? dot(v, v, N) : 0.f;
+    // the example's used rows, compacted: M of them, row sr[m] of the example
+    int64_t M = 0;
+    for (int64_t s = 0; s < S; ++s)
+      if (use(b, s)) {
+        sc.sr[M] = s;
+        sc.V[M] = wo + static_cast<int64_t>(rows[b * S + s]) * N;
+        sc.G[M] = gwo + s * N;
+        ++M;
       }
+    if (damp)
+      for (int64_t m = 0; m < M; ++m) sc.vv[m] = dot(sc.V[m], sc.V[m], N);
     const int32_t* row_ctx = ctx + b * C;
-    float E = 0.f;
-    if (mode == 0) {
+    int64_t J = 0, n_ctx = 0;
+    if (mode == 0) {  // the hidden vectors: the real context rows
       for (int64_t j = 0; j < C; ++j) {
         if (!real(b, j)) continue;
-        const float* hj = w + static_cast<int64_t>(row_ctx[j]) * N;
-        E += terms(b, hj, gw + j * N, gwo, vv, damp ? kW + b * gw_rows + j : nullptr);
+        sc.jr[J] = j;
+        sc.H[J] = w + static_cast<int64_t>(row_ctx[j]) * N;
+        sc.EH[J] = gw + j * N;
+        ++J;
       }
-    } else {
-      int64_t n = 0;
+      if (J == 0) {  // nothing to learn; phase 2 adds these zeros
+        std::memset(gwo, 0, sizeof(float) * S * N);
+        return;
+      }
+    } else {  // one hidden vector: the mean (sum) of the real context rows
+      float* h = hB + b * N;
       std::memset(h, 0, sizeof(float) * N);
+      std::fill(eB + b * S, eB + (b + 1) * S, 0.f);
+      int64_t& n = n_ctx;
       for (int64_t j = 0; j < C; ++j) {
         if (!real(b, j)) continue;
         axpy(1.f, w + static_cast<int64_t>(row_ctx[j]) * N, h, N);
         ++n;
       }
-      if (n == 0) return;
+      if (n == 0) {
+        std::memset(gw, 0, sizeof(float) * N);
+        return;
+      }
       const float inv = 1.f / static_cast<float>(n);
       if (mode != 3)
         for (int64_t i = 0; i < N; ++i) h[i] *= inv;
-      E = terms(b, h, gw, gwo, vv, nullptr);  // CBOW's W rows are left undamped
-      if (mode == 2)
+      sc.H[0] = h;
+      sc.EH[0] = gw;
+      J = 1;
+    }
+    if (M == 0) {
+      for (int64_t j = 0; j < J; ++j) std::memset(sc.EH[j], 0, sizeof(float) * N);
+      return;
+    }
+    float* u = sc.u.data();
+    float* e = sc.e.data();
+    scores(sc.H.data(), J, sc.V.data(), M, N, u);
+    float E = 0.f;
+    for (int64_t j = 0; j < J; ++j) {
+      float Ej = 0.f, prod = 1.f;
+      for (int64_t m = 0; m < M; ++m) {
+        const int64_t s = sc.sr[m];
+        float one_a;
+        Ej += term(u[j * M + m] + off[b * S + s], t[b * S + s], &e[j * M + m], &one_a);
+        prod *= one_a;
+      }
+      E += Ej + std::log(prod);
+      if (damp) {  // s'(u) |h|^2 to each row's entry, sum_s s'(u) |v'_s|^2 to h's row
+        const float hh = dot(sc.H[j], sc.H[j], N);
+        float kh = 0.f;
+        for (int64_t m = 0; m < M; ++m) {
+          const float a = std::fabs(e[j * M + m]);
+          const float ks = a * (1.f - a);  // s'(u) = s(u) (1 - s(u))
+          kWo[b * S + sc.sr[m]] += ks * hh;
+          kh += ks * sc.vv[m];
+        }
+        if (mode == 0) kW[b * gw_rows + sc.jr[j]] += kh;  // CBOW's W rows: undamped
+      }
+    }
+    if (mode == 0) {
+      spread(sc.H.data(), J, sc.V.data(), M, N, e, sc.EH.data(), sc.G.data(), sc.ec.data());
+    } else {
+      spread(sc.H.data(), 1, sc.V.data(), M, N, e, sc.EH.data(), nullptr, sc.ec.data());
+      for (int64_t m = 0; m < M; ++m) eB[b * S + sc.sr[m]] = e[m];
+      if (mode == 2) {
+        const float inv = 1.f / static_cast<float>(n_ctx);
         for (int64_t i = 0; i < N; ++i) gw[i] *= inv;
+      }
     }
     Eb[b] = E;
   }
 
-  // One hidden vector h against the example's rows: E, EH into eh, e_s h added to gwo (and
-  // the curvatures: s'(u) |h|^2 to each row's entry, sum_s s'(u) vv_s into *k_h). The S
-  // scores first, then their exponentials, then the updates: the dot products and
-  // exponentials are independent, so they overlap instead of each waiting on the last.
-  float terms(int64_t b, const float* h, float* eh, float* gwo, const float* vv,
-              float* k_h) const {
-    float u[kMaxS], e[kMaxS];
-    const float* v[kMaxS];
-    const int32_t* r = rows + b * S;
-    for (int64_t s = 0; s < S; ++s) {
-      v[s] = wo + static_cast<int64_t>(r[s]) * N;
-      u[s] = use(b, s) ? dot(h, v[s], N) + off[b * S + s] : 0.f;
-    }
-    float E = 0.f, prod = 1.f;
-    for (int64_t s = 0; s < S; ++s) {
-      float one_a;
-      const float Es = term(u[s], t[b * S + s], &e[s], &one_a);
-      if (!use(b, s)) {
-        e[s] = 0.f;
-        continue;
-      }
-      E += Es;
-      prod *= one_a;
-    }
-    if (damp) {
-      const float hh = dot(h, h, N);
-      float kh = 0.f;
-      for (int64_t s = 0; s < S; ++s) {
-        if (!use(b, s)) continue;
-        const float a = std::fabs(e[s]);
-        const float ks = a * (1.f - a);  // s'(u) = s(u) (1 - s(u))
-        kWo[b * S + s] += ks * hh;
-        kh += ks * vv[s];
-      }
-      if (k_h) *k_h += kh;
-    }
-    std::memset(eh, 0, sizeof(float) * N);
-    for (int64_t s = 0; s < S; ++s) {
-      if (e[s] == 0.f) continue;
-      axpy(e[s], v[s], eh, N);
-      axpy(e[s], h, gwo + s * N, N);
-    }
-    return E + std::log(prod);
+  // Whether part `part` of `parts` updates row r of W (table 0) or W_out (table 1): with
+  // two parts or more, the even parts update W and the odd ones W_out, each table's rows
+  // split by r % (its parts). Measured: splitting both tables by r % 2 made each thread
+  // as slow on its half as one thread on all (the rows were written by both cores in
+  // turn); one table per core halves the phase.
+  static bool owns(int table, int32_t r, int64_t part, int64_t parts) {
+    if (parts == 1) return true;
+    if (part % 2 != table) return false;
+    const int64_t n = table == 0 ? (parts + 1) / 2 : parts / 2;
+    return r % n == part / 2;
   }
 
-  // phase 2, the rows r with r % parts == part: their damping factors, then their updates
+  // phase 2, the rows this part owns: their damping factors, then their updates
   void apply(int64_t part, int64_t parts, float scale_w, float scale_wo, float lr) const {
     if (damp) {  // lr x the total curvature of each row's entries
       for (int64_t b = 0; b < B; ++b) {
         for (int64_t j = 0; j < C; ++j) {
           const int32_t r = ctx[b * C + j];
-          if (real(b, j) && r % parts == part)
+          if (real(b, j) && owns(0, r, part, parts))
             xW[r] += lr * kW[b * gw_rows + (mode == 0 ? j : 0)];
         }
         for (int64_t s = 0; s < S; ++s) {
           const int32_t r = rows[b * S + s];
-          if (use(b, s) && r % parts == part) xWo[r] += lr * kWo[b * S + s];
+          if (use(b, s) && owns(1, r, part, parts)) xWo[r] += lr * kWo[b * S + s];
         }
       }
     }
+    // this part's updates in example order, then applied with the destination rows of the
+    // update kPrefetch ahead requested: the rows are read at random from a table larger
+    // than the caches, so their loads overlap instead of each waiting on the last
+    thread_local std::vector<Update> todo;
+    todo.clear();
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t j = 0; j < C; ++j) {
         const int32_t r = ctx[b * C + j];
-        if (!real(b, j) || r % parts != part) continue;
+        if (!real(b, j) || !owns(0, r, part, parts)) continue;
         const float c = damp && mode == 0 ? scale_w * damping(xW[r]) : scale_w;
-        axpy(c, gW + (b * gw_rows + (mode == 0 ? j : 0)) * N, w + static_cast<int64_t>(r) * N,
-             N);
+        todo.push_back({w + static_cast<int64_t>(r) * N, gW + (b * gw_rows + (mode == 0 ? j : 0)) * N, c});
       }
       for (int64_t s = 0; s < S; ++s) {
         const int32_t r = rows[b * S + s];
-        if (!use(b, s) || r % parts != part) continue;
+        if (!use(b, s) || !owns(1, r, part, parts)) continue;
         const float c = damp ? scale_wo * damping(xWo[r]) : scale_wo;
-        axpy(c, gWo + (b * S + s) * N, wo + static_cast<int64_t>(r) * N, N);
+        if (mode == 0)  // the row's gradient sum_c e_cs h_c
+          todo.push_back({wo + static_cast<int64_t>(r) * N, gWo + (b * S + s) * N, c});
+        else  // CBOW: e_s h
+          todo.push_back({wo + static_cast<int64_t>(r) * N, hB + b * N, c * eB[b * S + s]});
       }
+    }
+    const int64_t T = static_cast<int64_t>(todo.size());
+    for (int64_t i = 0; i < T; ++i) {
+      if (i + kPrefetch < T) {
+        const char* p = reinterpret_cast<const char*>(todo[i + kPrefetch].dst);
+        for (int64_t k = 0; k < N * 4; k += 64) __builtin_prefetch(p + k, 1, 3);
+      }
+      axpy(todo[i].c, todo[i].src, todo[i].dst, N);
     }
     if (damp) {  // back to zero for the next call (padding entries' indices are not rows)
       for (int64_t b = 0; b < B; ++b) {
         for (int64_t j = 0; j < C; ++j)
-          if (real(b, j) && ctx[b * C + j] % parts == part) xW[ctx[b * C + j]] = 0.f;
+          if (real(b, j) && owns(0, ctx[b * C + j], part, parts)) xW[ctx[b * C + j]] = 0.f;
         for (int64_t s = 0; s < S; ++s)
-          if (use(b, s) && rows[b * S + s] % parts == part) xWo[rows[b * S + s]] = 0.f;
+          if (use(b, s) && owns(1, rows[b * S + s], part, parts)) xWo[rows[b * S + s]] = 0.f;
       }
     }
   }
@@ -278,9 +365,14 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.used = used.typed_data();
   st.off = offset.typed_data();
   // scratch kept between calls, one set per calling thread (xW, xWo: zero between calls)
-  thread_local std::vector<float> gW, gWo, kW, kWo, Eb, xW, xWo;
+  thread_local std::vector<float> gW, gWo, kW, kWo, Eb, xW, xWo, hB, eB;
   gW.resize(st.B * st.gw_rows * st.N);
-  gWo.resize(st.B * st.S * st.N);
+  if (mode == 0) {
+    gWo.resize(st.B * st.S * st.N);
+  } else {
+    hB.resize(st.B * st.N);
+    eB.resize(st.B * st.S);
+  }
   Eb.resize(st.B);
   if (st.damp) {
     kW.resize(st.B * st.gw_rows);
@@ -293,16 +385,21 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.kW = kW.data();
   st.kWo = kWo.data();
   st.Eb = Eb.data();
+  st.hB = hB.data();
+  st.eB = eB.data();
   st.xW = xW.data();
   st.xWo = xWo.data();
 
   const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), st.B));
-  parallel_for(pool, parts, [&](int64_t p) {
-    std::vector<float> h(st.N);
-    for (int64_t b = st.B * p / parts; b < st.B * (p + 1) / parts; ++b) st.rule(b, h.data());
-  });
   const float* sc = scales.typed_data();
-  parallel_for(pool, parts, [&](int64_t p) { st.apply(p, parts, sc[0], sc[1], sc[2]); });
+  std::vector<Scratch> scratch(parts, Scratch(st.C, st.S));
+  parallel_phases(
+      pool, parts,
+      [&](int64_t p) {
+        for (int64_t b = st.B * p / parts; b < st.B * (p + 1) / parts; ++b)
+          st.rule(b, scratch[p]);
+      },
+      [&](int64_t p) { st.apply(p, parts, sc[0], sc[1], sc[2]); });
   float E = 0.f;
   for (int64_t b = 0; b < st.B; ++b) E += st.Eb[b];
   E_out->typed_data()[0] = E;

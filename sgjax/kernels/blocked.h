@@ -1,0 +1,155 @@
+// Blocked products of one example of logistic_step.cc: the scores of its hidden vectors
+// against its output rows, and their spread back into EH and the rows' gradients.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace sgjax_blocked {
+
+// Blocked forms of an example's products: the rows of a block are loaded once per chunk of
+// lanes and kept in registers, so each row of W and W_out is read once per example, not
+// once per (hidden vector, row) pair. The sums of EH and of the rows' gradients are those
+// of the dot/axpy loops they replace, term by term in the same order; the scores' order of
+// summation differs (lanes, then a tree).
+#if defined(__AVX512F__)
+constexpr int kLanes = 16;
+#elif defined(__AVX__)
+constexpr int kLanes = 8;
+#else
+constexpr int kLanes = 4;
+#endif
+typedef float vf __attribute__((vector_size(kLanes * 4)));
+constexpr int kJB = kLanes == 16 ? 4 : 2;  // hidden vectors per block of scores
+constexpr int kSB = 6;                      // rows per block (scores and spread)
+
+// the first k lanes at p (k = kLanes: all); the others zero
+template <bool Full>
+inline vf load(const float* p, int64_t k) {
+  vf x;
+  if (Full) {
+    std::memcpy(&x, p, sizeof(x));
+  } else {
+#if defined(__AVX512F__)
+    x = (vf)_mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << k) - 1), p);
+#else
+    x = vf{};
+    for (int64_t l = 0; l < k; ++l) x[l] = p[l];
+#endif
+  }
+  return x;
+}
+template <bool Full>
+inline void store(float* p, vf x, int64_t k) {
+  if (Full) {
+    std::memcpy(p, &x, sizeof(x));
+  } else {
+#if defined(__AVX512F__)
+    _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << k) - 1), (__m512)x);
+#else
+    for (int64_t l = 0; l < k; ++l) p[l] = x[l];
+#endif
+  }
+}
+inline float hsum(vf x) {
+#if defined(__AVX512F__)
+  return _mm512_reduce_add_ps((__m512)x);
+#else
+  float s = 0.f;
+  for (int l = 0; l < kLanes; ++l) s += x[l];
+  return s;
+#endif
+}
+
+// acc[j][m] += H[j][i:i+k] * V[m][i:i+k], lane by lane
+template <int JB, bool Full>
+inline void scores_chunk(const float* const* H, const float* const* V, int64_t i, int64_t k,
+                         vf (&acc)[JB][kSB]) {
+  vf h[JB];
+  for (int j = 0; j < JB; ++j) h[j] = load<Full>(H[j] + i, k);
+  for (int m = 0; m < kSB; ++m) {
+    const vf v = load<Full>(V[m] + i, k);
+    for (int j = 0; j < JB; ++j) acc[j][m] += h[j] * v;
+  }
+}
+
+// u[j * ld + m] = H[j] . V[m] for j < JB, m < m_real (V: kSB rows, padded by repeating one)
+template <int JB>
+void scores_block(const float* const* H, const float* const* V, int64_t n, float* u,
+                  int64_t ld, int64_t m_real) {
+  vf acc[JB][kSB] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) scores_chunk<JB, true>(H, V, i, kLanes, acc);
+  if (i < n) scores_chunk<JB, false>(H, V, i, n - i, acc);
+  for (int j = 0; j < JB; ++j)
+    for (int m = 0; m < m_real; ++m) u[j * ld + m] = hsum(acc[j][m]);
+}
+
+// u[j * M + m] = H[j] . V[m], j < J, m < M
+inline void scores(const float* const* H, int64_t J, const float* const* V, int64_t M,
+                   int64_t n, float* u) {
+  for (int64_t m0 = 0; m0 < M; m0 += kSB) {
+    const int64_t mr = std::min<int64_t>(kSB, M - m0);
+    const float* vb[kSB];
+    for (int m = 0; m < kSB; ++m) vb[m] = V[m0 + std::min<int64_t>(m, mr - 1)];
+    for (int64_t j0 = 0; j0 < J; j0 += kJB) {
+      float* ub = u + j0 * M + m0;
+      switch (std::min<int64_t>(kJB, J - j0)) {
+        case 1: scores_block<1>(H + j0, vb, n, ub, M, mr); break;
+        case 2: scores_block<2>(H + j0, vb, n, ub, M, mr); break;
+        case 3: scores_block<3>(H + j0, vb, n, ub, M, mr); break;
+        default: scores_block<kJB>(H + j0, vb, n, ub, M, mr); break;
+      }
+    }
+  }
+}
+
+// lanes i:i+k of one block of spread's rows: ec (J x kSB) the errors, zero past the block's
+// real rows
+template <bool Full>
+inline void spread_chunk(const float* const* H, int64_t J, const float* const* V,
+                         const float* ec, float* const* EH, float* const* G, int64_t mr,
+                         bool first, int64_t i, int64_t k) {
+  vf v[kSB], g[kSB];
+  for (int m = 0; m < kSB; ++m) {
+    v[m] = load<Full>(V[m] + i, k);
+    g[m] = vf{};
+  }
+  for (int64_t j = 0; j < J; ++j) {
+    const float* e = ec + j * kSB;
+    const vf h = load<Full>(H[j] + i, k);
+    vf eh = first ? vf{} : load<Full>(EH[j] + i, k);
+    for (int m = 0; m < kSB; ++m) {
+      eh += e[m] * v[m];
+      g[m] += e[m] * h;
+    }
+    store<Full>(EH[j] + i, eh, k);
+  }
+  if (G)
+    for (int m = 0; m < mr; ++m) store<Full>(G[m] + i, g[m], k);
+}
+
+// EH[j] = sum_m e[j * M + m] V[m] (overwritten) and, if G, G[m] = sum_j e[j * M + m] H[j]
+// (overwritten): the sums of the axpy loops, term by term in the same order (m, then j).
+// ec: J x kSB floats of scratch.
+inline void spread(const float* const* H, int64_t J, const float* const* V, int64_t M,
+                   int64_t n, const float* e, float* const* EH, float* const* G, float* ec) {
+  for (int64_t m0 = 0; m0 < M; m0 += kSB) {
+    const int64_t mr = std::min<int64_t>(kSB, M - m0);
+    const float* vb[kSB];
+    for (int m = 0; m < kSB; ++m) vb[m] = V[m0 + std::min<int64_t>(m, mr - 1)];
+    for (int64_t j = 0; j < J; ++j)
+      for (int m = 0; m < kSB; ++m) ec[j * kSB + m] = m < mr ? e[j * M + m0 + m] : 0.f;
+    float* const* gb = G ? G + m0 : nullptr;
+    int64_t i = 0;
+    for (; i + kLanes <= n; i += kLanes)
+      spread_chunk<true>(H, J, vb, ec, EH, gb, mr, m0 == 0, i, kLanes);
+    if (i < n) spread_chunk<false>(H, J, vb, ec, EH, gb, mr, m0 == 0, i, n - i);
+  }
+}
+
+}  // namespace sgjax_blocked
