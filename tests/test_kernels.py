@@ -36,6 +36,10 @@ MODELS = [
     (["model.architecture=cbow", "model.output=nce"], 1),
     (["train.row_damping=true"], 0),
     (["model.architecture=cbow", "train.row_damping=true", "train.row_damping_inputs=false"], 1),
+    # rows in two blocks (S = 9 > 6), a width in no vector's multiple (a partial chunk)
+    (["model.dim=37", "model.negatives=8"], 0),
+    (["model.architecture=cbow", "model.dim=37", "model.negatives=8"], 1),
+    (["model.output=hierarchical", "model.dim=37"], 0),
 ]
 
 
@@ -98,6 +102,38 @@ def test_kernel_is_deterministic(corpus):
     two, _ = train_step_jit(_copy(run.state), group, run.tables, run.spec)
     for k in ("W", "W_out"):
         np.testing.assert_array_equal(one.params[k], two.params[k])
+
+
+
+def _random_step(rng, mode, *, V=300, R=299, N=37, B=1500, C=6, S=7):
+    """Inputs of one kernel call with colliding rows (a small table, Zipf-like rows), padded
+    slots, unused and out-of-range entries; N not a multiple of any vector width."""
+    zipf = lambda *shape, n: np.minimum(rng.zipf(1.3, shape) - 1, n - 1).astype(np.int32)  # noqa: E731
+    batch = {"context": zipf(B, C, n=V), "mask": (rng.random((B, C)) < 0.8).astype(np.int32)}
+    rows = zipf(B, S, n=R)
+    rows[rng.random((B, S)) < 0.03] = R + 5  # out of range: dropped, as XLA's scatter drops it
+    t = (rng.random((B, S)) < 0.3).astype(np.float32)
+    used = (rng.random((B, S)) < 0.9).astype(np.int32)
+    offset = rng.normal(0, 0.5, (B, S)).astype(np.float32)
+    W = rng.normal(0, 0.3, (V, N)).astype(np.float32)
+    W_out = rng.normal(0, 0.3, (R, N)).astype(np.float32)
+    return W, W_out, batch, rows, t, used, offset, np.array([-0.05, -0.05, 0.05], np.float32)
+
+
+@pytest.mark.parametrize("damp", [False, True])
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+def test_kernel_result_does_not_depend_on_its_parts(mode, damp):
+    """Phase 1 splits the examples and phase 2 the rows (one table per core) among the
+    parts: every part count gives the same bits (the rows' updates in example order)."""
+    args = _random_step(np.random.default_rng(mode), mode)
+    step = jax.jit(kernels.logistic_step, static_argnames=("mode", "damp", "parts"))
+    outs = [step(*args, mode=mode, damp=damp, parts=p) for p in (1, 2, 3, 4, 7)]
+    W0 = args[0]
+    assert np.abs(np.asarray(outs[0][0]) - W0).max() > 1e-4  # it updated W ...
+    assert np.abs(np.asarray(outs[0][1]) - args[1]).max() > 1e-4  # ... and W_out
+    for out in outs[1:]:
+        for x, y in zip(outs[0], out, strict=True):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 #: (overrides, kernel chosen by auto): -1 = the XLA step

@@ -195,10 +195,13 @@ def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -
     return -1
 
 
-def logistic_step(W, W_out, batch: dict, rows, t, used, offset, scales, mode: int, damp: bool):
+def logistic_step(
+    W, W_out, batch: dict, rows, t, used, offset, scales, mode: int, damp: bool, parts: int = 0
+):
     """``(W, W_out, E)`` after one SGD step of the batch (logistic_step.cc). ``scales``
     (3,): the updates' factors of W's and W_out's gradients (-eta for SGD) and the learning
-    rate of the step (row damping's)."""
+    rate of the step (row damping's). ``parts``: the step's parts (threads), 0 for XLA's
+    intra-op pool's size; the result does not depend on it."""
     out = (
         jax.ShapeDtypeStruct(W.shape, W.dtype),
         jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
@@ -218,6 +221,7 @@ def logistic_step(W, W_out, batch: dict, rows, t, used, offset, scales, mode: in
         scales.astype(f32),
         mode=np.int64(mode),
         damp=np.int64(bool(damp)),
+        parts=np.int64(parts),
     )
 
 

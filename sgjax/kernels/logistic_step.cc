@@ -338,7 +338,8 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
                             ffi::Buffer<ffi::F32> offset, ffi::Buffer<ffi::F32> scales,
                             ffi::ResultBuffer<ffi::F32> W_new,
                             ffi::ResultBuffer<ffi::F32> Wout_new,
-                            ffi::ResultBuffer<ffi::F32> E_out, int64_t mode, int64_t damp) {
+                            ffi::ResultBuffer<ffi::F32> E_out, int64_t mode, int64_t damp,
+                            int64_t parts_wanted) {
   Step st;
   st.V = W.dimensions()[0];
   st.N = W.dimensions()[1];
@@ -390,7 +391,10 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.xW = xW.data();
   st.xWo = xWo.data();
 
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), st.B));
+  // parts: the pool's threads, or as asked (tests: the result must not depend on it)
+  const int64_t parts = parts_wanted > 0
+                            ? parts_wanted
+                            : std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), st.B));
   const float* sc = scales.typed_data();
   std::vector<Scratch> scratch(parts, Scratch(st.C, st.S));
   parallel_phases(
@@ -424,4 +428,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SgjaxLogisticStep, LogisticStepImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // W_out
                                   .Ret<ffi::Buffer<ffi::F32>>()  // E ()
                                   .Attr<int64_t>("mode")
-                                  .Attr<int64_t>("damp"));
+                                  .Attr<int64_t>("damp")
+                                  .Attr<int64_t>("parts"));
