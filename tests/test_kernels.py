@@ -104,7 +104,6 @@ def test_kernel_is_deterministic(corpus):
         np.testing.assert_array_equal(one.params[k], two.params[k])
 
 
-
 def _random_step(rng, mode, *, V=300, R=299, N=37, B=1500, C=6, S=7):
     """Inputs of one kernel call with colliding rows (a small table, Zipf-like rows), padded
     slots, unused and out-of-range entries; N not a multiple of any vector width."""
