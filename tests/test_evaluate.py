@@ -351,6 +351,10 @@ def test_word_pairs_errors(tmp_path, trained):
         ([1, 1, 2, 2, 3, 3, 3], [0.1, 0.5, 0.2, 0.2, 0.9, 0.3, 0.3]),
         ([4.0, 4.0, 4.0, 1.0], [1.0, 2.0, 3.0, 4.0]),
         (list(np.random.default_rng(0).integers(0, 5, 60)), list(range(60))),
+        (
+            list(np.random.default_rng(1).integers(-3, 3, 400)),
+            list(np.random.default_rng(2).normal(size=400)),
+        ),
     ],
 )
 def test_correlations_equal_scipy(x, y):
