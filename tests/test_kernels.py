@@ -169,3 +169,25 @@ def test_kernel_cpu_refuses_a_step_it_cannot_run(corpus):
     assert build(_cfg(corpus, "train.kernel=cpu")).spec.kernel == 0
     with pytest.raises(ConfigError, match="train.kernel"):
         _cfg(corpus, "train.kernel=gpu")
+
+
+def test_kernel_phases_script(tmp_path):
+    """scripts/kernel_phases.py (BENCHMARKS.md's phase figures) builds its driver against
+    the kernel's source and times both phases; every thread count gives the same tables."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if not shutil.which("g++"):
+        pytest.skip("no g++")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "kernel_phases.py"
+    cmd = [sys.executable, str(script), "--examples", "6000", "--threads", "1", "2", "3"]
+    out = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    runs = out["runs"]
+    assert [(r["mode"], r["threads"]) for r in runs] == [(m, t) for m in (0, 1) for t in (1, 2, 3)]
+    for mode in (0, 1):
+        sums = {r["checksum"] for r in runs if r["mode"] == mode}
+        assert len(sums) == 1 and sums != {0.0}
+    assert all(r["rule_us"] > 0 and r["update_us"] > 0 for r in runs)
