@@ -29,10 +29,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
 #include <cstring>
-#include <mutex>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -73,43 +72,40 @@ inline float term(float u, float t, float* e, float* one_a) {
 }
 
 // first(i) for i < n, then, once all have returned, second(i) for i < n, on the calling
-// thread and n - 1 tasks of XLA's thread pool; returns when all ran. Each thread claims the
-// parts not yet claimed, phase by phase, and waits between the phases (spinning) only for
-// parts that running threads have claimed: so a task that starts late, or that the pool
-// runs inline, finds less or nothing to do, and the two phases cost one wake-up of the
-// pool's threads, not two (a wake-up costs tens of microseconds, as much as a phase of a
-// step of a few hundred examples). Which thread runs a part does not change the result.
+// thread and n - 1 tasks of XLA's thread pool; returns when every part has run. Each
+// thread claims the parts not yet claimed, phase by phase, and waits between the phases
+// (spinning) only for parts that running threads have claimed: so a task that starts late,
+// or that the pool runs inline, finds less or nothing to do, and the two phases cost one
+// wake-up of the pool's threads, not two (a wake-up costs tens of microseconds, as much as
+// a phase of a step of a few hundred examples). Which thread runs a part does not change
+// the result. The counters live on the heap, shared with the tasks: the caller returns once
+// every part has run, without waiting for the tasks themselves, and a task that starts (or
+// finishes) after that touches only the counters, never first or second (every part is
+// claimed by then). Waiting for the tasks on this frame's mutex, as earlier versions did,
+// let a task signal it after the caller had returned (found by review, reproduced).
+struct Phases {
+  std::atomic<int64_t> next1{0}, done1{0}, next2{0}, done2{0};
+};
+
 template <typename F1, typename F2>
 void parallel_phases(ffi::ThreadPool& pool, int64_t n, const F1& first, const F2& second) {
-  std::atomic<int64_t> next1(0), done1(0), next2(0), done2(0), left(n - 1);
-  std::mutex m;
-  std::condition_variable cv;
-  auto work = [&] {
-    for (int64_t i; (i = next1.fetch_add(1)) < n;) {
-      first(i);
-      done1.fetch_add(1);
+  auto ph = std::make_shared<Phases>();
+  const F1* f1 = &first;
+  const F2* f2 = &second;
+  auto work = [ph, n, f1, f2] {
+    for (int64_t i; (i = ph->next1.fetch_add(1)) < n;) {
+      (*f1)(i);
+      ph->done1.fetch_add(1);
     }
-    while (done1.load() < n) std::this_thread::yield();
-    for (int64_t i; (i = next2.fetch_add(1)) < n;) {
-      second(i);
-      done2.fetch_add(1);
+    while (ph->done1.load() < n) std::this_thread::yield();
+    for (int64_t i; (i = ph->next2.fetch_add(1)) < n;) {
+      (*f2)(i);
+      ph->done2.fetch_add(1);
     }
   };
-  for (int64_t i = 1; i < n; ++i) {
-    pool.Schedule([&] {
-      work();
-      if (left.fetch_sub(1) == 1) {
-        std::lock_guard<std::mutex> lock(m);
-        cv.notify_one();
-      }
-    });
-  }
+  for (int64_t i = 1; i < n; ++i) pool.Schedule(decltype(work)(work));  // a copy each
   work();
-  while (done2.load() < n) std::this_thread::yield();
-  // the tasks read this frame's atomics: wait until every one has returned
-  for (int spin = 0; spin < 20000 && left.load() > 0; ++spin) std::this_thread::yield();
-  std::unique_lock<std::mutex> lock(m);
-  cv.wait(lock, [&] { return left.load() == 0; });
+  while (ph->done2.load() < n) std::this_thread::yield();
 }
 
 inline float damping(float x) {  // sgjax.rules.damp_rows
@@ -393,7 +389,7 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
 
   // parts: the pool's threads, or as asked (tests: the result must not depend on it)
   const int64_t parts = parts_wanted > 0
-                            ? parts_wanted
+                            ? std::min<int64_t>(parts_wanted, 64)
                             : std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), st.B));
   const float* sc = scales.typed_data();
   std::vector<Scratch> scratch(parts, Scratch(st.C, st.S));
