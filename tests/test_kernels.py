@@ -191,3 +191,82 @@ def test_kernel_phases_script(tmp_path):
         sums = {r["checksum"] for r in runs if r["mode"] == mode}
         assert len(sums) == 1 and sums != {0.0}
     assert all(r["rule_us"] > 0 and r["update_us"] > 0 for r in runs)
+
+
+def _damping(x):
+    return np.where(x > 1e-6, -np.expm1(-x) / np.where(x > 0, x, 1), 1 - 0.5 * x)
+
+
+def _reference_step(W, Wo, ctx, msk, rows, t, used, off, sc, mode, damp):
+    """logistic_step.cc's update in float64, example by example: the rows' gradients and
+    (damped) curvatures summed, then applied (an independent reading of the kernel's
+    comment; out-of-range or unused entries dropped)."""
+    W, Wo = W.astype(np.float64), Wo.astype(np.float64)
+    (V, N), R = W.shape, Wo.shape[0]
+    gW, gWo, xW, xWo, E = np.zeros_like(W), np.zeros_like(Wo), np.zeros(V), np.zeros(R), 0.0
+    for b in range(ctx.shape[0]):
+        real = [j for j in range(ctx.shape[1]) if msk[b, j] and 0 <= ctx[b, j] < V]
+        use = [s for s in range(rows.shape[1]) if used[b, s] and 0 <= rows[b, s] < R]
+        if mode == 0:
+            hidden = [(W[ctx[b, j]], [j]) for j in real]
+        elif real:
+            h = sum(W[ctx[b, j]] for j in real)
+            hidden = [(h if mode == 3 else h / len(real), real)]
+        else:
+            hidden = []
+        for h, js in hidden:
+            EH, kh = np.zeros(N), 0.0
+            for s in use:
+                v, u = Wo[rows[b, s]], h @ Wo[rows[b, s]] + off[b, s]
+                E += np.logaddexp(0, -(2 * t[b, s] - 1) * u)
+                sig = 1 / (1 + np.exp(-u))
+                EH += (sig - t[b, s]) * v
+                gWo[rows[b, s]] += (sig - t[b, s]) * h
+                xWo[rows[b, s]] += sc[2] * sig * (1 - sig) * (h @ h)
+                kh += sig * (1 - sig) * (v @ v)
+            for j in js:
+                gW[ctx[b, j]] += EH / len(real) if mode == 2 else EH
+                xW[ctx[b, j]] += sc[2] * kh if mode == 0 else 0.0
+    fW = _damping(xW) if damp and mode == 0 else np.ones(V)
+    fWo = _damping(xWo) if damp else np.ones(R)
+    return W + sc[0] * fW[:, None] * gW, Wo + sc[1] * fWo[:, None] * gWo, E
+
+
+@pytest.mark.parametrize("damp", [False, True])
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+@pytest.mark.parametrize(
+    "B, C, S, N", [(1, 1, 1, 1), (7, 5, 7, 15), (20, 6, 64, 37), (11, 13, 5, 100)]
+)
+def test_kernel_equals_a_float64_reference(B, C, S, N, mode, damp):
+    """Adversarial inputs: indices past either end of the tables, an example without real
+    contexts, one without used rows, one whose used rows are all out of range, widths
+    below, at and past a vector; a second call checks the damping scratch was reset."""
+    rng = np.random.default_rng(B * 1000 + N)
+    V, R = 40, 30
+    ctx = rng.integers(0, V, (B, C)).astype(np.int32)
+    msk = (rng.random((B, C)) < 0.7).astype(np.int32)
+    rows = rng.integers(0, R, (B, S)).astype(np.int32)
+    ctx[rng.random((B, C)) < 0.05], ctx[rng.random((B, C)) < 0.05] = V + 3, -2
+    rows[rng.random((B, S)) < 0.05], rows[rng.random((B, S)) < 0.05] = R + 7, -1
+    used = (rng.random((B, S)) < 0.85).astype(np.int32)
+    if B > 2:
+        msk[0], used[1], rows[2], used[2] = 0, 0, R + 1, 1
+    t = (rng.random((B, S)) < 0.3).astype(np.float32)
+    off = rng.normal(0, 0.5, (B, S)).astype(np.float32)
+    W = rng.normal(0, 0.3, (V, N)).astype(np.float32)
+    Wo = rng.normal(0, 0.3, (R, N)).astype(np.float32)
+    sc = np.array([-0.05, -0.05, 0.5 if damp else 0.05], np.float32)
+    step = jax.jit(kernels.logistic_step, static_argnames=("mode", "damp", "parts"))
+    batch = {"context": ctx, "mask": msk}
+    for _ in range(2):  # the second call starts from the first's tables
+        out = [
+            np.asarray(x)
+            for x in step(W, Wo, batch, rows, t, used, off, sc, mode=mode, damp=damp, parts=3)
+        ]
+        rW, rWo, rE = _reference_step(
+            W, Wo, ctx, msk, rows, t, used, off, sc.astype(np.float64), mode, damp
+        )
+        np.testing.assert_allclose(out[0], rW, rtol=0, atol=2e-5 * max(1.0, np.abs(rW).max()))
+        np.testing.assert_allclose(out[1], rWo, rtol=0, atol=2e-5 * max(1.0, np.abs(rWo).max()))
+        assert abs(float(out[2]) - rE) <= 2e-5 * max(1.0, abs(rE))
+        W, Wo = out[0], out[1]
