@@ -1,15 +1,17 @@
 """Where the fused CPU kernel's time goes: its two phases (the rule per example, the row
 updates) timed apart, on realtext-v1's examples, with 1 or more threads.
 
-A C++ driver includes ``sgjax/kernels/logistic_step.cc`` and calls ``Step::rule`` and
-``Step::apply`` on the examples of ``--examples`` centres (subsampled as word2vec.c does,
-windows b ~ U{1..5}, 5 negatives from the unigram^0.75 distribution), B at a time, the
-threads meeting at a spinning barrier between the phases (the kernel's own
-``parallel_phases`` runs inside XLA; this isolates the phases from XLA's ops and pool).
-``--small-vocab K`` folds every row index into the first K rows (tables that fit in L2): the
-arithmetic without the random reads. Prints one JSON object: per (mode, threads) the
-microseconds per centre of each phase, and a checksum of the tables (equal for every
-thread count: the result does not depend on the parts).
+The examples are training's own: the host batches of epoch 0 of the defaults' run
+(:func:`sgjax.experiment.build`, ``Run.batches``: subsampling, windows, window buckets),
+negatives drawn by :func:`sgjax.model.complete` and the kernel's rows by
+``sgjax.kernels.ROWS`` (skip-gram: mode 0, batches of 320; CBOW: mode 1, 640). A C++
+driver includes ``sgjax/kernels/logistic_step.cc`` and calls ``Step::rule`` and
+``Step::apply`` on them batch by batch, the threads meeting at a spinning barrier between
+the phases (the kernel's own ``parallel_phases`` runs inside XLA; this isolates the phases
+from XLA's ops and pool). ``--small-vocab K`` folds every row index into the first K rows
+(tables that fit in L2): the arithmetic without the random reads. Prints one JSON object:
+per (mode, threads) the microseconds per centre of each phase, and a checksum of the tables
+(equal for every thread count: the result does not depend on the parts).
 
     python scripts/kernel_phases.py             # skip-gram (mode 0), CBOW (1); 1 and 2 threads
     python scripts/kernel_phases.py --small-vocab 512
@@ -18,21 +20,26 @@ thread count: the result does not depend on the parts).
 from __future__ import annotations
 
 import argparse
-import collections
 import json
-import lzma
 import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import jax
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sgjax import kernels  # noqa: E402
+from sgjax.config import load_config  # noqa: E402
+from sgjax.experiment import build  # noqa: E402
+from sgjax.model import complete  # noqa: E402
+
+#: kernel mode -> the architecture whose defaults make its examples
+ARCHITECTURES = {0: "skipgram", 1: "cbow"}
 
 DRIVER = r"""
 #include "%(source)s"
@@ -42,9 +49,9 @@ DRIVER = r"""
 #include <random>
 int main(int argc, char** argv) {
   FILE* fh = fopen(argv[1], "rb");
-  int64_t hdr[4];
-  if (fread(hdr, 8, 4, fh) != 4) return 2;
-  const int64_t V = hdr[0], n = hdr[1], C = hdr[2], S = hdr[3], N = 100;
+  int64_t hdr[5];
+  if (fread(hdr, 8, 5, fh) != 5) return 2;
+  const int64_t V = hdr[0], n = hdr[1], C = hdr[2], S = hdr[3], N = hdr[4];
   std::vector<int32_t> ctx(n * C), msk(n * C), rows(n * S), used(n * S);
   std::vector<float> tg(n * S), off(n * S, 0.f);
   if (fread(ctx.data(), 4, n * C, fh) + fread(msk.data(), 4, n * C, fh) +
@@ -112,40 +119,29 @@ int main(int argc, char** argv) {
 """
 
 
-def examples(n: int, seed: int = 0, window: int = 5, negatives: int = 5) -> tuple:
-    """realtext-v1's first n centres after subsampling (1e-3, min_count 5): contexts (n, 2w),
-    their mask, the rows [centre, negatives] (n, 1 + K), targets and used flags."""
-    text = lzma.open(ROOT / "sgjax" / "data" / "realtext-v1.txt.xz", "rt", encoding="utf-8")
-    tokens = text.read().split()
-    counts = collections.Counter(tokens)
-    words = [w for w, c in counts.most_common() if c >= 5]
-    index = {w: i for i, w in enumerate(words)}
-    f = np.array([counts[w] for w in words], np.float64)
-    ids = np.array([index.get(w, -1) for w in tokens])
-    ids = ids[ids >= 0]
-    rng = np.random.default_rng(seed)
-    t = 1e-3 * f.sum()
-    keep = np.minimum(1.0, (np.sqrt(f / t) + 1) * t / f)
-    ids = ids[rng.random(ids.size) < keep[ids]]
-    n = min(n, ids.size)
-    C = 2 * window
-    ctx = np.zeros((n, C), np.int32)
-    msk = np.zeros((n, C), np.int32)
-    b = rng.integers(1, window + 1, n)
-    for o in range(1, window + 1):
-        for sign, col in ((-1, window - o), (1, window - 1 + o)):
-            j = np.arange(n) + sign * o
-            ok = (j >= 0) & (j < ids.size) & (o <= b)
-            ctx[ok, col] = ids[j[ok]]
-            msk[ok, col] = 1
-    p = f**0.75 / (f**0.75).sum()
-    neg = rng.choice(len(f), size=(n, negatives), p=p)
-    rows = np.concatenate([ids[:n, None], neg], 1).astype(np.int32)
-    tg = np.zeros(rows.shape, np.float32)
-    tg[:, 0] = 1
-    used = np.ones(rows.shape, np.int32)
-    used[:, 1:] = neg != ids[:n, None]
-    return len(f), ctx, msk, rows, tg, used
+def examples(mode: int, n: int) -> tuple:
+    """The first >= n examples of epoch 0 of the defaults' run of ``mode``'s architecture,
+    as the kernel gets them: (vocabulary size, batch size, contexts, mask, rows, targets,
+    used), the arrays stacked over batches."""
+    run = build(load_config(None, [f"model.architecture={ARCHITECTURES[mode]}"]))
+    model = run.spec.model
+
+    @jax.jit
+    def fill(key, ex):
+        return kernels.ROWS[model.output](complete(key, ex, run.tables, model), run.tables)[:3]
+
+    out, total = [], 0
+    for i, batch in enumerate(run.batches(0)):
+        ex = {k: batch[k] for k in ("center", "context", "mask")}
+        rows, t, used = fill(jax.random.fold_in(run.state.key, i), ex)
+        out.append([batch["context"], batch["mask"], rows, t, used])
+        total += len(batch["center"])
+        if total >= n:
+            break
+    arrays = [np.concatenate([np.asarray(o[k]) for o in out]) for k in range(5)]
+    types = (np.int32, np.int32, np.int32, np.float32, np.int32)
+    arrays = [a.astype(d) for a, d in zip(arrays, types, strict=True)]
+    return len(run.vocab), run.state.params["W"].shape[1], len(out[0][0]), arrays
 
 
 def main() -> None:
@@ -153,40 +149,34 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=400_000)
     ap.add_argument("--modes", type=int, nargs="+", default=[0, 1], help="0 skip-gram, 1 CBOW")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--batch", type=int, nargs="+", default=[320, 640], help="per mode")
     ap.add_argument("--small-vocab", type=int, default=0)
     args = ap.parse_args()
-    import jax  # the FFI headers' location
-
-    V, ctx, msk, rows, tg, used = examples(args.examples)
+    out = []
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "examples.bin"
-        with open(data, "wb") as f:
-            f.write(np.array([V, len(ctx), ctx.shape[1], rows.shape[1]], np.int64).tobytes())
-            for a in (ctx, msk, rows, tg, used):
-                f.write(np.ascontiguousarray(a).tobytes())
-        src = Path(tmp) / "driver.cc"
+        src, exe = Path(tmp) / "driver.cc", Path(tmp) / "driver"
         src.write_text(DRIVER % {"source": kernels.SOURCE})
-        exe = Path(tmp) / "driver"
-        flags = [f for f in kernels._flags() if f not in ("-shared", "-fPIC")]
-        cmd = ["g++", *flags, f"-I{jax.ffi.include_dir()}", str(src), "-o", str(exe), "-lpthread"]
-        subprocess.run(cmd, check=True, capture_output=True)
-        out = []
-        for mode, batch in zip(args.modes, args.batch, strict=False):
+        subprocess.run(
+            [*kernels.compile_command(src, exe, shared=False), "-lpthread"],
+            check=True,
+            capture_output=True,
+        )
+        for mode in args.modes:
+            V, dim, batch, arrays = examples(mode, args.examples)
+            n, C, S = len(arrays[0]), arrays[0].shape[1], arrays[2].shape[1]
+            data = Path(tmp) / f"examples-{mode}.bin"
+            with open(data, "wb") as f:
+                f.write(np.array([V, n, C, S, dim], np.int64).tobytes())
+                for a in arrays:
+                    f.write(np.ascontiguousarray(a).tobytes())
             for threads in args.threads:
-                run = [
-                    str(exe),
-                    str(data),
-                    str(batch),
-                    str(threads),
-                    str(mode),
-                    str(args.small_vocab),
-                ]
+                cmd = [exe, data, batch, threads, mode, args.small_vocab]
                 p1, p2, checksum = subprocess.run(
-                    run, check=True, capture_output=True, text=True
+                    [str(c) for c in cmd], check=True, capture_output=True, text=True
                 ).stdout.split()
                 row = {
                     "mode": mode,
+                    "examples": n,
+                    "vocab": V,
                     "batch": batch,
                     "threads": threads,
                     "rule_us": float(p1),
@@ -196,17 +186,8 @@ def main() -> None:
                 }
                 print(row, file=sys.stderr)
                 out.append(row)
-    print(
-        json.dumps(
-            {
-                "examples": len(ctx),
-                "vocab": V,
-                "small_vocab": args.small_vocab,
-                "cpu": re.sub(r"\s+", " ", kernels._cpu().split("flags")[0])[:120],
-                "runs": out,
-            }
-        )
-    )
+    cpu = re.sub(r"\s+", " ", kernels._cpu().split("flags")[0])[:120]
+    print(json.dumps({"small_vocab": args.small_vocab, "cpu": cpu, "runs": out}))
 
 
 if __name__ == "__main__":

@@ -73,16 +73,29 @@ def _cpu() -> str:
         return platform.machine() + platform.processor()
 
 
+def compiler() -> str:
+    """The C++ compiler: ``$CXX``, else ``g++``, else ``c++``; RuntimeError if none."""
+    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+    if not cxx:
+        raise RuntimeError("no C++ compiler (set CXX or install g++)")
+    return cxx
+
+
+def compile_command(source: str | os.PathLike, out: str | os.PathLike, shared: bool = True):
+    """The command that builds ``source`` with the kernel's flags against jaxlib's FFI
+    headers: a shared library, or (``shared=False``) a program that includes
+    logistic_step.cc (``scripts/kernel_phases.py``'s driver)."""
+    flags = _flags() if shared else [f for f in _flags() if f not in ("-shared", "-fPIC")]
+    return [compiler(), *flags, f"-I{jax.ffi.include_dir()}", str(source), "-o", str(out)]
+
+
 def _build() -> Path:
     """The shared library, compiled once per source, flags and jaxlib version."""
     from sgjax.timing import default_cache_dir
 
-    cxx = os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
-    if not cxx:
-        raise RuntimeError("no C++ compiler (set CXX or install g++)")
     sources = b"".join(p.read_bytes() for p in [SOURCE, *HEADERS])
     key = hashlib.sha256(
-        sources + " ".join([cxx, *_flags(), jax.__version__, _cpu()]).encode()
+        sources + " ".join([compiler(), *_flags(), jax.__version__, _cpu()]).encode()
     ).hexdigest()[:16]
     out = Path(default_cache_dir()).parent / "kernels" / f"logistic_step-{key}.so"
     if out.exists():
@@ -90,7 +103,7 @@ def _build() -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         lib = Path(tmp) / out.name
-        cmd = [cxx, *_flags(), f"-I{jax.ffi.include_dir()}", str(SOURCE), "-o", str(lib)]
+        cmd = compile_command(SOURCE, lib)
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.strip()[-500:]}")
