@@ -183,7 +183,8 @@ struct Step {
     if (damp)
       for (int64_t m = 0; m < M; ++m) sc.vv[m] = dot(sc.V[m], sc.V[m], N);
     const int32_t* row_ctx = ctx + b * C;
-    int64_t J = 0, n_ctx = 0;
+    int64_t J = 0;
+    float inv_n = 1.f;  // CBOW: 1 / its real context rows
     if (mode == 0) {  // the hidden vectors: the real context rows
       for (int64_t j = 0; j < C; ++j) {
         if (!real(b, j)) continue;
@@ -200,7 +201,7 @@ struct Step {
       float* h = hB + b * N;
       std::memset(h, 0, sizeof(float) * N);
       std::fill(eB + b * S, eB + (b + 1) * S, 0.f);
-      int64_t& n = n_ctx;
+      int64_t n = 0;
       for (int64_t j = 0; j < C; ++j) {
         if (!real(b, j)) continue;
         axpy(1.f, w + static_cast<int64_t>(row_ctx[j]) * N, h, N);
@@ -210,9 +211,9 @@ struct Step {
         std::memset(gw, 0, sizeof(float) * N);
         return;
       }
-      const float inv = 1.f / static_cast<float>(n);
+      inv_n = 1.f / static_cast<float>(n);
       if (mode != 3)
-        for (int64_t i = 0; i < N; ++i) h[i] *= inv;
+        for (int64_t i = 0; i < N; ++i) h[i] *= inv_n;
       sc.H[0] = h;
       sc.EH[0] = gw;
       J = 1;
@@ -246,16 +247,13 @@ struct Step {
         if (mode == 0) kW[b * gw_rows + sc.jr[j]] += kh;  // CBOW's W rows: undamped
       }
     }
-    if (mode == 0) {
-      spread(sc.H.data(), J, sc.V.data(), M, N, e, sc.EH.data(), sc.G.data(), sc.ec.data());
-    } else {
-      spread(sc.H.data(), 1, sc.V.data(), M, N, e, sc.EH.data(), nullptr, sc.ec.data());
+    // skip-gram: the rows' gradients too; CBOW keeps e (phase 2 forms e_s h)
+    float* const* G = mode == 0 ? sc.G.data() : nullptr;
+    spread(sc.H.data(), J, sc.V.data(), M, N, e, sc.EH.data(), G, sc.ec.data());
+    if (mode != 0)
       for (int64_t m = 0; m < M; ++m) eB[b * S + sc.sr[m]] = e[m];
-      if (mode == 2) {
-        const float inv = 1.f / static_cast<float>(n_ctx);
-        for (int64_t i = 0; i < N; ++i) gw[i] *= inv;
-      }
-    }
+    if (mode == 2)
+      for (int64_t i = 0; i < N; ++i) gw[i] *= inv_n;
     Eb[b] = E;
   }
 
