@@ -119,11 +119,12 @@ int main(int argc, char** argv) {
 """
 
 
-def examples(mode: int, n: int) -> tuple:
+def examples(mode: int, n: int, output: str = "negative") -> tuple:
     """The first >= n examples of epoch 0 of the defaults' run of ``mode``'s architecture,
     as the kernel gets them: (vocabulary size, batch size, contexts, mask, rows, targets,
     used), the arrays stacked over batches."""
-    run = build(load_config(None, [f"model.architecture={ARCHITECTURES[mode]}"]))
+    sets = [f"model.architecture={ARCHITECTURES[mode]}", f"model.output={output}"]
+    run = build(load_config(None, sets))
     model = run.spec.model
 
     @jax.jit
@@ -150,6 +151,7 @@ def main() -> None:
     ap.add_argument("--modes", type=int, nargs="+", default=[0, 1], help="0 skip-gram, 1 CBOW")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--small-vocab", type=int, default=0)
+    ap.add_argument("--output", choices=sorted(kernels.ROWS), default="negative")
     args = ap.parse_args()
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +163,7 @@ def main() -> None:
             capture_output=True,
         )
         for mode in args.modes:
-            V, dim, batch, arrays = examples(mode, args.examples)
+            V, dim, batch, arrays = examples(mode, args.examples, args.output)
             n, C, S = len(arrays[0]), arrays[0].shape[1], arrays[2].shape[1]
             data = Path(tmp) / f"examples-{mode}.bin"
             with open(data, "wb") as f:
@@ -187,7 +189,8 @@ def main() -> None:
                 print(row, file=sys.stderr)
                 out.append(row)
     cpu = re.sub(r"\s+", " ", kernels._cpu().split("flags")[0])[:120]
-    print(json.dumps({"small_vocab": args.small_vocab, "cpu": cpu, "runs": out}))
+    summary = {"output": args.output, "small_vocab": args.small_vocab, "cpu": cpu, "runs": out}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

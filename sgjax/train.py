@@ -240,33 +240,11 @@ def _terms(W: jax.Array, ex: dict, model: ModelSpec) -> jax.Array:
     return (hmask[:, :, None] & side.targets(ex)[1][:, None, :]).sum()
 
 
-def _fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
-    """The step by the fused CPU kernel (:mod:`sgjax.kernels`): the optimizer runs on a
-    probe gradient (one row of ones at an out-of-range index, which touches nothing) to
-    advance its state and give the factor ``c`` of its update ``c g`` for each table."""
-    from sgjax import kernels
-
-    params = state.params
-    ex = _example(state, batch, tables, spec)
-    rows, t, used, offset = kernels.ROWS[spec.model.output](ex, tables)
-    probe = {
-        k: RowGrads(jnp.full((1,), p.shape[0], jnp.int32), jnp.ones((1, p.shape[1]), p.dtype))
-        for k, p in params.items()
-    }
-    updates, opt_state = spec.optimizer.update(probe, state.opt_state, params)
-    lr = spec.optimizer.learning_rate(state.step)  # row damping's (as _grads takes it)
-    scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0], lr])
-    terms = _terms(params["W"], ex, spec.model)
-    W, W_out, E = kernels.FUSED[spec.fused](
-        params["W"], params["W_out"], ex, rows, t, used, offset, scales, spec.kernel,
-        spec.row_damping,
-    )  # fmt: skip
-    return _stepped(state, batch, {**params, "W": W, "W_out": W_out}, opt_state, E, terms)
-
-
 def _one_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     if spec.kernel >= 0:
-        return _fused_step(state, batch, tables, spec)
+        from sgjax.kernels.steps import fused_step
+
+        return fused_step(state, batch, tables, spec)
     ex = _example(state, batch, tables, spec)
     lr = spec.optimizer.learning_rate(state.step) if spec.row_damping else None
     low = lowp.is_low(state.params)  # bfloat16 tables: float32 arithmetic (sgjax.lowp)
@@ -288,7 +266,9 @@ def _all_finite(tree: Any) -> jax.Array:
 
 
 def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
-    """Run ``S`` steps (leading axis of every ``batch`` leaf) in one ``lax.scan``.
+    """Run ``S`` steps (leading axis of every ``batch`` leaf) in one ``lax.scan``, or, where
+    the step is a fused kernel's with a call-level form, in one custom call
+    (:func:`sgjax.kernels.steps.fused_call`: the same steps).
 
     ``batch["active"]`` (S,) marks real steps; inactive ones (padding of the last call of an
     epoch) leave the state untouched. Returns the new state and metrics: ``loss`` (sum of E),
@@ -309,7 +289,14 @@ def train_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
             st,
         )
 
-    state, (E_S, terms_S) = jax.lax.scan(body, state, batch)
+    from sgjax.kernels import FUSED_CALL  # (imported when traced: it builds nothing)
+
+    if spec.kernel >= 0 and spec.fused in FUSED_CALL:
+        from sgjax.kernels.steps import fused_call
+
+        state, (E_S, terms_S) = fused_call(state, batch, tables, spec)
+    else:
+        state, (E_S, terms_S) = jax.lax.scan(body, state, batch)
     metrics = {
         "loss": E_S.sum(),
         "terms": terms_S.sum(),

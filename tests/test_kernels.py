@@ -9,6 +9,7 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from scipy.special import expit
 
 from sgjax import kernels
 from sgjax.config import ConfigError, load_config
@@ -267,3 +268,76 @@ def test_kernel_equals_a_float64_reference(B, C, S, N, mode, damp):
         np.testing.assert_allclose(out[1], rWo, rtol=0, atol=2e-5 * max(1.0, np.abs(rWo).max()))
         assert abs(float(out[2]) - rE) <= 2e-5 * max(1.0, abs(rE))
         W, Wo = out[0], out[1]
+
+
+@pytest.mark.parametrize("damp", [False, True])
+@pytest.mark.parametrize("mode", [0, 1])
+def test_kernel_call_equals_its_steps_one_at_a_time(mode, damp):
+    """One call of S steps (logistic_steps, what train_step runs) equals its active steps
+    made one call each, bit for bit; an inactive step changes nothing and has E = 0."""
+    rng = np.random.default_rng(10 + mode)
+    parts = [_random_step(rng, mode, B=200) for _ in range(5)]
+    W, W_out = parts[0][0], parts[0][1]
+    stack = lambda i: np.stack([p[i] for p in parts])  # noqa: E731
+    batch = {k: np.stack([p[2][k] for p in parts]) for k in ("context", "mask")}
+    scales = np.array([[-0.05, -0.04, 0.05 + 0.1 * s] for s in range(5)], np.float32)
+    active = np.array([1, 1, 0, 1, 0], np.int32)
+    call = jax.jit(kernels.logistic_steps, static_argnames=("mode", "damp", "parts"))
+    one = jax.jit(kernels.logistic_step, static_argnames=("mode", "damp", "parts"))
+    A, A_out, E = call(W, W_out, batch, stack(3), stack(4), stack(5), stack(6), scales, active,
+                       mode=mode, damp=damp)  # fmt: skip
+    B, B_out = W, W_out
+    for s in np.flatnonzero(active):
+        b = {k: batch[k][s] for k in batch}
+        B, B_out, e = one(B, B_out, b, *(p[s] for p in (stack(3), stack(4), stack(5), stack(6))),
+                          scales[s], mode=mode, damp=damp)  # fmt: skip
+        assert float(E[s]) == float(e) != 0
+    np.testing.assert_array_equal(np.asarray(A), np.asarray(B))
+    np.testing.assert_array_equal(np.asarray(A_out), np.asarray(B_out))
+    assert float(E[2]) == float(E[4]) == 0 and np.abs(np.asarray(A) - W).max() > 1e-4
+
+
+def test_padded_call_equals_xla_step(corpus):
+    """An epoch's last call, padded with inactive steps: the fused call (one custom call)
+    and the XLA scan agree on the tables, the step and word counts, the optimizer state
+    and the metrics."""
+    cfg = _cfg(corpus, "model.architecture=cbow", "train.steps_per_call=8")
+    run = build(cfg)
+    xla = dataclasses.replace(run.spec, kernel=-1)
+    batches = list(_batches(cfg, run.vocab, run.encoded, 0))[:11]  # 8 + 3 active, 5 padding
+    *_, group = group_batches(batches, 8)
+    assert group["active"].sum() == 3
+    (a, ma), (b, mb) = (
+        train_step_jit(_copy(run.state), group, run.tables, s) for s in (run.spec, xla)
+    )
+    for k in ("W", "W_out"):
+        np.testing.assert_allclose(a.params[k], b.params[k], rtol=2e-5, atol=2e-7)
+    assert int(a.step) == int(b.step) == 3 and int(a.words) == int(b.words) > 0
+    assert int(a.batch_in_epoch) == int(b.batch_in_epoch) == 3
+    for x, y in zip(jax.tree.leaves(a.opt_state), jax.tree.leaves(b.opt_state), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert float(ma["terms"]) == float(mb["terms"]) > 0 and float(ma["lr"]) == float(mb["lr"])
+    np.testing.assert_allclose(float(ma["loss"]), float(mb["loss"]), rtol=2e-5)
+
+
+def test_kernel_sigmoid_and_loss_across_the_float_range():
+    """blocked.h's exp_neg through the kernel: each score's error s(u) - t and loss
+    -log s((2t - 1) u) against float64, for u from -120 to 120 (past exp_neg's clamp at
+    exp(-87)) and around 0. Step s scores offset u_s with h = 1 against row s (zero), so
+    W_out[s] becomes -(s(u_s) - t_s) and E[s] the loss."""
+    u = np.concatenate([np.linspace(-120, 120, 481), [-1e-6, 0, 1e-6, 86.9, 87.1, -88]])
+    u, n = u.astype(np.float32), len(u)
+    t = (np.arange(n) % 2).astype(np.float32)
+    batch = {"context": np.zeros((n, 1, 1), np.int32), "mask": np.ones((n, 1, 1), np.int32)}
+    rows = np.arange(n, dtype=np.int32).reshape(n, 1, 1)
+    scales = np.tile(np.array([0.0, -1.0, 0.0], np.float32), (n, 1))
+    _, W_out, E = kernels.logistic_steps(
+        np.ones((1, 1), np.float32), np.zeros((n, 1), np.float32), batch, rows,
+        t.reshape(n, 1, 1), np.ones((n, 1, 1), np.int32), u.reshape(n, 1, 1), scales,
+        np.ones(n, np.int32), mode=0, damp=False,
+    )  # fmt: skip
+    u64, t64 = u.astype(np.float64), t.astype(np.float64)
+    err = (1 - 2 * t64) * expit(-(2 * t64 - 1) * u64)  # s(u) - t, without cancellation
+    np.testing.assert_allclose(-np.asarray(W_out)[:, 0], err, rtol=2e-6, atol=1e-37)
+    loss = np.logaddexp(0, -(2 * t64 - 1) * u64)
+    np.testing.assert_allclose(np.asarray(E), loss, rtol=2e-6, atol=1.2e-7)

@@ -70,7 +70,7 @@ def _setup(corpus, mode, layer, damp, *sets, dup=False):
 
 
 def _steps(monkeypatch, run, batch, xla, fused, wrong=None, **kw):
-    """One step from the run's state by the fused step of ``train._fused_step`` (its
+    """One step from the run's state by the fused step of ``sgjax.kernels.steps.fused_step`` (its
     optimizer probe and scales) with the Pallas kernel, and by the XLA step: one program
     (one compilation, at XLA's optimization level 0: half the time). ``wrong``: factors of
     the kernel's scales (a test that a wrong step is caught)."""
@@ -80,7 +80,7 @@ def _steps(monkeypatch, run, batch, xla, fused, wrong=None, **kw):
             args = (*args[:7], args[7] * jnp.asarray(wrong, jnp.float32), *args[8:])
         return pallas_logistic_step(*args, **kwargs, interpret=True, **kw)
 
-    monkeypatch.setitem(kernels.FUSED, "pallas", kernel)  # what _fused_step calls
+    monkeypatch.setitem(kernels.FUSED, "pallas", kernel)  # what fused_step calls
 
     def both(a, b, ex):  # a fresh function: no trace cached under another kernel is reused
         return _one_step(a, ex, run.tables, fused), _one_step(b, ex, run.tables, xla)

@@ -208,17 +208,22 @@ def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -
     return -1
 
 
-def logistic_step(
-    W, W_out, batch: dict, rows, t, used, offset, scales, mode: int, damp: bool, parts: int = 0
-):
-    """``(W, W_out, E)`` after one SGD step of the batch (logistic_step.cc). ``scales``
-    (3,): the updates' factors of W's and W_out's gradients (-eta for SGD) and the learning
-    rate of the step (row damping's). ``parts``: the step's parts (threads), 0 for XLA's
-    intra-op pool's size; the result does not depend on it."""
+def logistic_steps(
+    W, W_out, batch: dict, rows, t, used, offset, scales, active, mode: int, damp: bool,
+    parts: int = 0,
+):  # fmt: skip
+    """``(W, W_out, E)`` after the SGD steps of one call (logistic_step.cc), in order: every
+    per-step input has a leading axis of S steps (``batch["context"]``, ``["mask"]`` (S, B,
+    C); ``rows``, ``t``, ``used``, ``offset`` (S, B, rows)); ``scales`` (S, 3): each step's
+    factors of W's and W_out's gradients (-eta for SGD) and its learning rate (row
+    damping's); ``active`` (S,): the steps to take (the others leave the tables alone, E 0).
+    E (S,): each step's loss. ``parts``: the step's parts (threads), 0 for XLA's intra-op
+    pool's size; the result does not depend on it."""
+    steps = active.shape[0]
     out = (
         jax.ShapeDtypeStruct(W.shape, W.dtype),
         jax.ShapeDtypeStruct(W_out.shape, W_out.dtype),
-        jax.ShapeDtypeStruct((), jnp.float32),
+        jax.ShapeDtypeStruct((steps,), jnp.float32),
     )
     call = jax.ffi.ffi_call(TARGET, out, input_output_aliases={0: 0, 1: 1})
     i32, f32 = jnp.int32, jnp.float32
@@ -232,10 +237,25 @@ def logistic_step(
         used.astype(i32),
         offset.astype(f32),
         scales.astype(f32),
+        active.astype(i32),
         mode=np.int64(mode),
         damp=np.int64(bool(damp)),
         parts=np.int64(parts),
     )
+
+
+def logistic_step(
+    W, W_out, batch: dict, rows, t, used, offset, scales, mode: int, damp: bool, parts: int = 0
+):
+    """``(W, W_out, E)`` after one SGD step of the batch: :func:`logistic_steps` of one step
+    (the per-step inputs without their leading axis, ``scales`` (3,), E a scalar)."""
+    one = lambda x: jnp.asarray(x)[None]  # noqa: E731
+    b = {k: one(batch[k]) for k in ("context", "mask")}
+    W, W_out, E = logistic_steps(
+        W, W_out, b, one(rows), one(t), one(used), one(offset), one(scales),
+        jnp.ones((1,), jnp.int32), mode, damp, parts,
+    )  # fmt: skip
+    return W, W_out, E[0]
 
 
 def _pallas(*args: Any) -> tuple:
@@ -246,3 +266,7 @@ def _pallas(*args: Any) -> tuple:
 
 #: ``train.kernel`` -> the fused step's function (the arguments of :func:`logistic_step`).
 FUSED = {"cpu": logistic_step, "pallas": _pallas}
+#: ``train.kernel`` -> a fused call of all of a call's steps (the arguments of
+#: :func:`logistic_steps`), where the kernel has one: :func:`sgjax.train.train_step` then
+#: makes one custom call per call instead of scanning its steps.
+FUSED_CALL = {"cpu": logistic_steps}

@@ -2,6 +2,7 @@
 // against its output rows, and their spread back into EH and the rows' gradients.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 
@@ -150,6 +151,47 @@ inline void spread(const float* const* H, int64_t J, const float* const* V, int6
       spread_chunk<true>(H, J, vb, ec, EH, gb, mr, m0 == 0, i, kLanes);
     if (i < n) spread_chunk<false>(H, J, vb, ec, EH, gb, mr, m0 == 0, i, n - i);
   }
+}
+
+// exp(x) for x <= 0 in float arithmetic that vectorizes (no library call): x = n ln 2 + r,
+// |r| <= ln 2 / 2, exp(r) by Cephes' expf polynomial (relative error ~1e-7, as expf's),
+// 2^n from the exponent bits; x below -87 (where expf leaves the normal floats) gives
+// exp(-87) ~ 1.6e-38 instead of a denormal or 0 (an error term of s(u) - t that small
+// changes no float sum it joins).
+inline float exp_neg(float x) {
+  x = std::max(x, -87.f);
+  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln 2 in two parts
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n, n >= -126
+  float two_n;
+  std::memcpy(&two_n, &bits, sizeof(two_n));
+  return p * two_n;
+}
+
+// One hidden vector's M terms of the logistic loss (sgjax.outputs.logistic.logistic_terms):
+// with x = (2t - 1)(u + off), -log s(x) = max(-x, 0) + log(1 + a) and the error
+// e = s(u) - t = (1 - 2t) s(-x), a = exp(-|x|), from one exponential each, in one loop that
+// vectorizes; the logarithm is taken once, of the product of the (1 + a) (<= 2^64 for
+// M <= 64 terms). Returns the terms' sum.
+inline float terms(const float* u, const float* t, const float* off, int64_t M, float* e) {
+  float lin = 0.f, prod = 1.f;
+#pragma omp simd reduction(+ : lin) reduction(* : prod)
+  for (int64_t m = 0; m < M; ++m) {
+    const float x = (2.f * t[m] - 1.f) * (u[m] + off[m]);
+    const float a = exp_neg(-std::fabs(x));
+    const float one_a = 1.f + a;
+    e[m] = (1.f - 2.f * t[m]) * ((x >= 0.f ? a : 1.f) / one_a);
+    lin += std::max(-x, 0.f);
+    prod *= one_a;
+  }
+  return lin + std::log(prod);
 }
 
 }  // namespace sgjax_blocked

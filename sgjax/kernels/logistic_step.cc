@@ -14,8 +14,9 @@
 //   mode 3: CBOW, h = sum of the real context rows; every context row gets EH.
 //
 // The same step as the XLA program of sgjax.train (a minibatch: every example's gradient
-// at the parameters before the step, then all added), in two phases, on XLA's intra-op
-// thread pool (parallel_phases: one wake-up of its threads per step):
+// at the parameters before the step, then all added), for each of a call's steps in turn
+// (sgjax.train's scan of train.steps_per_call steps, in one custom call), in two phases, on
+// XLA's intra-op thread pool (parallel_steps: one wake-up of its threads per call):
 //   1. per example (contiguous chunks of examples): scores u = h . v'_s + offset, errors
 //      e = s(u) - t, EH = sum_s e_s v'_s and (skip-gram) the output rows' gradients
 //      sum_h e_hs h into per-example buffers, or (CBOW) h and e, whose products phase 2
@@ -43,6 +44,7 @@ namespace ffi = xla::ffi;
 using sgjax_blocked::kSB;
 using sgjax_blocked::scores;
 using sgjax_blocked::spread;
+using sgjax_blocked::terms;
 
 namespace {
 
@@ -60,52 +62,54 @@ inline void axpy(float c, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += c * x[i];
 }
 
-// -log s(x) = max(-x, 0) + log(1 + a) and the error s(u) - t, x = (2t - 1) u,
-// a = exp(-|x|), from one exponential; the logarithm is left to the caller, which takes it
-// once of the product of a hidden vector's (1 + a) (at most 2^64 for its <= 64 terms).
-inline float term(float u, float t, float* e, float* one_a) {
-  const float x = (2.f * t - 1.f) * u;
-  const float a = std::exp(-std::fabs(x));
-  *one_a = 1.f + a;
-  *e = (1.f - 2.f * t) * ((x >= 0.f ? a : 1.f) / *one_a);  // (1 - 2t) s(-x)
-  return std::fmax(-x, 0.f);
-}
-
-// first(i) for i < n, then, once all have returned, second(i) for i < n, on the calling
-// thread and n - 1 tasks of XLA's thread pool; returns when every part has run. Each
-// thread claims the parts not yet claimed, phase by phase, and waits between the phases
-// (spinning) only for parts that running threads have claimed: so a task that starts late,
-// or that the pool runs inline, finds less or nothing to do, and the two phases cost one
-// wake-up of the pool's threads, not two (a wake-up costs tens of microseconds, as much as
-// a phase of a step of a few hundred examples). Which thread runs a part does not change
-// the result. The counters live on the heap, shared with the tasks: the caller returns once
-// every part has run, without waiting for the tasks themselves, and a task that starts (or
-// finishes) after that touches only the counters, never first or second (every part is
-// claimed by then). Waiting for the tasks on this frame's mutex, as earlier versions did,
-// let a task signal it after the caller had returned (found by review, reproduced).
+// For each active step s of a call: first(s, i) for the parts i < n, then, once all have
+// returned, second(s, i), on the calling thread and n - 1 tasks of XLA's thread pool;
+// returns when every part of every step has run. The pool is woken once per call, not once
+// per step or phase (a wake-up costs tens of microseconds, as much as a phase of a step of a
+// few hundred examples): each thread claims, phase by phase, the parts not yet claimed and
+// waits between phases (spinning) only for parts that running threads have claimed; so a
+// task that starts late, or that the pool runs inline, finds less or nothing to do. Which
+// thread runs a part does not change the result. The counters (four per step) live on the
+// heap, shared with the tasks: the caller returns once every part has run, without waiting
+// for the tasks themselves, and a task that starts (or finishes) after that touches only the
+// counters, never first or second (every part is claimed by then). Waiting for the tasks on
+// this frame's mutex, as earlier versions did, let a task signal it after the caller had
+// returned (found by review, reproduced).
 struct Phases {
-  std::atomic<int64_t> next1{0}, done1{0}, next2{0}, done2{0};
+  explicit Phases(int64_t steps) : c(new std::atomic<int64_t>[4 * steps]) {
+    for (int64_t i = 0; i < 4 * steps; ++i) c[i].store(0);
+  }
+  std::unique_ptr<std::atomic<int64_t>[]> c;  // per step: next1, done1, next2, done2
 };
 
 template <typename F1, typename F2>
-void parallel_phases(ffi::ThreadPool& pool, int64_t n, const F1& first, const F2& second) {
-  auto ph = std::make_shared<Phases>();
+void parallel_steps(ffi::ThreadPool& pool, int64_t n, int64_t steps, const int32_t* active,
+                    const F1& first, const F2& second) {
+  std::vector<int64_t> live;  // the active steps (the rest: padding of an epoch's last call)
+  for (int64_t s = 0; s < steps; ++s)
+    if (active[s]) live.push_back(s);
+  if (live.empty()) return;
+  auto ph = std::make_shared<Phases>(steps);
+  auto ids = std::make_shared<std::vector<int64_t>>(std::move(live));
   const F1* f1 = &first;
   const F2* f2 = &second;
-  auto work = [ph, n, f1, f2] {
-    for (int64_t i; (i = ph->next1.fetch_add(1)) < n;) {
-      (*f1)(i);
-      ph->done1.fetch_add(1);
-    }
-    while (ph->done1.load() < n) std::this_thread::yield();
-    for (int64_t i; (i = ph->next2.fetch_add(1)) < n;) {
-      (*f2)(i);
-      ph->done2.fetch_add(1);
+  auto work = [ph, ids, n, f1, f2] {
+    for (const int64_t s : *ids) {
+      std::atomic<int64_t>* c = ph->c.get() + 4 * s;
+      for (int64_t i; (i = c[0].fetch_add(1)) < n;) {
+        (*f1)(s, i);
+        c[1].fetch_add(1);
+      }
+      while (c[1].load() < n) std::this_thread::yield();
+      for (int64_t i; (i = c[2].fetch_add(1)) < n;) {
+        (*f2)(s, i);
+        c[3].fetch_add(1);
+      }
+      while (c[3].load() < n) std::this_thread::yield();
     }
   };
   for (int64_t i = 1; i < n; ++i) pool.Schedule(decltype(work)(work));  // a copy each
   work();
-  while (ph->done2.load() < n) std::this_thread::yield();
 }
 
 inline float damping(float x) {  // sgjax.rules.damp_rows
@@ -119,10 +123,10 @@ struct Scratch {
   std::vector<int64_t> sr, jr;
   std::vector<const float*> H, V;
   std::vector<float*> EH, G;
-  std::vector<float> vv, u, e, ec;
+  std::vector<float> vv, tm, om, u, e, ec;
   Scratch(int64_t C, int64_t S)
       : sr(S), jr(std::max<int64_t>(C, 1)), H(std::max<int64_t>(C, 1)), V(S),
-        EH(std::max<int64_t>(C, 1)), G(S), vv(S), u(std::max<int64_t>(C, 1) * S),
+        EH(std::max<int64_t>(C, 1)), G(S), vv(S), tm(S), om(S), u(std::max<int64_t>(C, 1) * S),
         e(std::max<int64_t>(C, 1) * S), ec(std::max<int64_t>(C, 1) * kSB) {}
 };
 
@@ -225,16 +229,13 @@ struct Step {
     float* u = sc.u.data();
     float* e = sc.e.data();
     scores(sc.H.data(), J, sc.V.data(), M, N, u);
+    for (int64_t m = 0; m < M; ++m) {
+      sc.tm[m] = t[b * S + sc.sr[m]];
+      sc.om[m] = off[b * S + sc.sr[m]];
+    }
     float E = 0.f;
     for (int64_t j = 0; j < J; ++j) {
-      float Ej = 0.f, prod = 1.f;
-      for (int64_t m = 0; m < M; ++m) {
-        const int64_t s = sc.sr[m];
-        float one_a;
-        Ej += term(u[j * M + m] + off[b * S + s], t[b * S + s], &e[j * M + m], &one_a);
-        prod *= one_a;
-      }
-      E += Ej + std::log(prod);
+      E += terms(u + j * M, sc.tm.data(), sc.om.data(), M, e + j * M);
       if (damp) {  // s'(u) |h|^2 to each row's entry, sum_s s'(u) |v'_s|^2 to h's row
         const float hh = dot(sc.H[j], sc.H[j], N);
         float kh = 0.f;
@@ -261,7 +262,10 @@ struct Step {
   // two parts or more, the even parts update W and the odd ones W_out, each table's rows
   // split by r % (its parts). Measured: splitting both tables by r % 2 made each thread
   // as slow on its half as one thread on all (the rows were written by both cores in
-  // turn); one table per core halves the phase.
+  // turn); one table per core halves the phase. Hierarchical softmax gives W_out about
+  // twice W's updates (a path against a window), but moving a share of W_out's rows (by a
+  // hash of the row, sized per step from the counts) to W's parts made both phases slower
+  // (skip-gram 0.37 -> 0.43 us per centre in the update phase, scripts/kernel_phases.py).
   static bool owns(int table, int32_t r, int64_t part, int64_t parts) {
     if (parts == 1) return true;
     if (part % 2 != table) return false;
@@ -325,40 +329,41 @@ struct Step {
   }
 };
 
+// The call: `steps` minibatch steps in order (a leading axis of every per-step input),
+// those with active[s] == 0 skipped (E[s] = 0), on the same tables.
 ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
                             ffi::Buffer<ffi::F32> Wout, ffi::Buffer<ffi::S32> context,
                             ffi::Buffer<ffi::S32> mask, ffi::Buffer<ffi::S32> rows,
                             ffi::Buffer<ffi::F32> targets, ffi::Buffer<ffi::S32> used,
                             ffi::Buffer<ffi::F32> offset, ffi::Buffer<ffi::F32> scales,
-                            ffi::ResultBuffer<ffi::F32> W_new,
+                            ffi::Buffer<ffi::S32> active, ffi::ResultBuffer<ffi::F32> W_new,
                             ffi::ResultBuffer<ffi::F32> Wout_new,
                             ffi::ResultBuffer<ffi::F32> E_out, int64_t mode, int64_t damp,
                             int64_t parts_wanted) {
   Step st;
+  const auto cd = context.dimensions(), rd = rows.dimensions();
+  const int64_t steps = cd.size() == 3 ? cd[0] : 0;
   st.V = W.dimensions()[0];
   st.N = W.dimensions()[1];
   st.R = Wout.dimensions()[0];
-  st.B = context.dimensions()[0];
-  st.C = context.dimensions()[1];
-  st.S = rows.dimensions()[1];
+  st.B = steps ? cd[1] : 0;
+  st.C = steps ? cd[2] : 0;
+  st.S = rd.size() == 3 ? rd[2] : 0;
   st.mode = mode;
   st.damp = damp != 0;
   st.gw_rows = mode == 0 ? st.C : 1;
-  if (Wout.dimensions()[1] != st.N || mode < 0 || mode > 3 || st.S > kMaxS) {
+  if (Wout.dimensions()[1] != st.N || mode < 0 || mode > 3 || st.S > kMaxS || steps == 0 ||
+      rd.size() != 3 || rd[0] != steps || rd[1] != st.B || active.element_count() != steps ||
+      scales.element_count() != 3 * steps) {
     return ffi::Error::InvalidArgument(
-        "sgjax_logistic_step: W and W_out differ in width, a bad mode, or more than 64 rows");
+        "sgjax_logistic_step: W and W_out differ in width, a bad mode, more than 64 rows, or "
+        "inputs whose leading (steps) axes differ");
   }
   st.w = W_new->typed_data();
   st.wo = Wout_new->typed_data();
   if (st.w != W.typed_data()) std::memcpy(st.w, W.typed_data(), sizeof(float) * st.V * st.N);
   if (st.wo != Wout.typed_data())
     std::memcpy(st.wo, Wout.typed_data(), sizeof(float) * st.R * st.N);
-  st.ctx = context.typed_data();
-  st.msk = mask.typed_data();
-  st.rows = rows.typed_data();
-  st.t = targets.typed_data();
-  st.used = used.typed_data();
-  st.off = offset.typed_data();
   // scratch kept between calls, one set per calling thread (xW, xWo: zero between calls)
   thread_local std::vector<float> gW, gWo, kW, kWo, Eb, xW, xWo, hB, eB;
   gW.resize(st.B * st.gw_rows * st.N);
@@ -384,23 +389,38 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.eB = eB.data();
   st.xW = xW.data();
   st.xWo = xWo.data();
+  // step s's examples: the same scratch, its slice of every per-step input
+  const auto at = [&](int64_t s) {
+    Step x = st;
+    x.ctx = context.typed_data() + s * st.B * st.C;
+    x.msk = mask.typed_data() + s * st.B * st.C;
+    x.rows = rows.typed_data() + s * st.B * st.S;
+    x.t = targets.typed_data() + s * st.B * st.S;
+    x.used = used.typed_data() + s * st.B * st.S;
+    x.off = offset.typed_data() + s * st.B * st.S;
+    return x;
+  };
 
   // parts: the pool's threads, or as asked (tests: the result must not depend on it)
   const int64_t parts = parts_wanted > 0
                             ? std::min<int64_t>(parts_wanted, 64)
                             : std::max<int64_t>(1, std::min<int64_t>(pool.num_threads(), st.B));
   const float* sc = scales.typed_data();
+  float* E = E_out->typed_data();
+  std::fill(E, E + steps, 0.f);
   std::vector<Scratch> scratch(parts, Scratch(st.C, st.S));
-  parallel_phases(
-      pool, parts,
-      [&](int64_t p) {
+  parallel_steps(
+      pool, parts, steps, active.typed_data(),
+      [&](int64_t s, int64_t p) {
+        const Step x = at(s);
         for (int64_t b = st.B * p / parts; b < st.B * (p + 1) / parts; ++b)
-          st.rule(b, scratch[p]);
+          x.rule(b, scratch[p]);
       },
-      [&](int64_t p) { st.apply(p, parts, sc[0], sc[1], sc[2]); });
-  float E = 0.f;
-  for (int64_t b = 0; b < st.B; ++b) E += st.Eb[b];
-  E_out->typed_data()[0] = E;
+      [&](int64_t s, int64_t p) {
+        at(s).apply(p, parts, sc[3 * s], sc[3 * s + 1], sc[3 * s + 2]);
+        if (p == 0)  // the step's E, before the next step's phase 1 overwrites Eb
+          for (int64_t b = 0; b < st.B; ++b) E[s] += st.Eb[b];
+      });
   return ffi::Error::Success();
 }
 
@@ -411,16 +431,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SgjaxLogisticStep, LogisticStepImpl,
                                   .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W (V, N)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W_out (R, N)
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // context (B, C)
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // mask (B, C)
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // rows (B, S)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // targets t (B, S)
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // used (B, S)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // offset (B, S)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // scale_W, scale_Wout, lr
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // context (steps, B, C)
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // mask (steps, B, C)
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // rows (steps, B, S)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // targets t (steps, B, S)
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // used (steps, B, S)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // offset (steps, B, S)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // (steps, 3): scale_W, scale_Wout, lr
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // active (steps,)
                                   .Ret<ffi::Buffer<ffi::F32>>()  // W
                                   .Ret<ffi::Buffer<ffi::F32>>()  // W_out
-                                  .Ret<ffi::Buffer<ffi::F32>>()  // E ()
+                                  .Ret<ffi::Buffer<ffi::F32>>()  // E (steps,)
                                   .Attr<int64_t>("mode")
                                   .Attr<int64_t>("damp")
                                   .Attr<int64_t>("parts"));
