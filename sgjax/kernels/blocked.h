@@ -153,45 +153,56 @@ inline void spread(const float* const* H, int64_t J, const float* const* V, int6
   }
 }
 
-// exp(x) for x <= 0 in float arithmetic that vectorizes (no library call): x = n ln 2 + r,
-// |r| <= ln 2 / 2, exp(r) by Cephes' expf polynomial (relative error ~1e-7, as expf's),
-// 2^n from the exponent bits; x below -87 (where expf leaves the normal floats) gives
+typedef int32_t vi __attribute__((vector_size(kLanes * 4)));
+
+// exp(x) lane by lane for x <= 0, in vector arithmetic (no library call): x = n ln 2 + r,
+// |r| <= ln 2 / 2 (n: x / ln 2 rounded to the nearest integer by adding and subtracting
+// 1.5 x 2^23), exp(r) by Cephes' expf polynomial (relative error ~1e-7, as expf's), 2^n
+// from the exponent bits; x below -87 (where expf leaves the normal floats) gives
 // exp(-87) ~ 1.6e-38 instead of a denormal or 0 (an error term of s(u) - t that small
 // changes no float sum it joins).
-inline float exp_neg(float x) {
-  x = std::max(x, -87.f);
-  const float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  const float r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln 2 in two parts
-  float p = 1.9875691500e-4f;
+inline vf exp_neg(vf x) {
+  const vf lo = vf{} - 87.f;
+  x = x < lo ? lo : x;
+  const vf n = (x * 1.44269504088896341f + 12582912.f) - 12582912.f;
+  const vf r = (x - n * 0.693359375f) - n * -2.12194440e-4f;  // ln 2 in two parts
+  vf p = vf{} + 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
   p = p * r + 4.1665795894e-2f;
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;  // 2^n, n >= -126
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof(two_n));
-  return p * two_n;
+  const vi bits = (__builtin_convertvector(n, vi) + 127) << 23;  // 2^n, n >= -126
+  return p * reinterpret_cast<const vf&>(bits);
 }
 
 // One hidden vector's M terms of the logistic loss (sgjax.outputs.logistic.logistic_terms):
 // with x = (2t - 1)(u + off), -log s(x) = max(-x, 0) + log(1 + a) and the error
-// e = s(u) - t = (1 - 2t) s(-x), a = exp(-|x|), from one exponential each, in one loop that
-// vectorizes; the logarithm is taken once, of the product of the (1 + a) (<= 2^64 for
-// M <= 64 terms). Returns the terms' sum.
+// e = s(u) - t = (1 - 2t) s(-x), a = exp(-|x|), from one exponential each, kLanes terms at
+// a time in vector arithmetic (a loop over M that the compiler vectorizes runs scalar when
+// M is below a vector, as it often is); the logarithm is taken once, of the product of the
+// (1 + a) (<= 2^64 for M <= 64 terms). u, t, off are read and e written up to M rounded up
+// to kLanes (the caller's padding: the lanes past M are left out of the sums, and their e
+// is overwritten by the next hidden vector's or never read). Returns the terms' sum.
 inline float terms(const float* u, const float* t, const float* off, int64_t M, float* e) {
-  float lin = 0.f, prod = 1.f;
-#pragma omp simd reduction(+ : lin) reduction(* : prod)
-  for (int64_t m = 0; m < M; ++m) {
-    const float x = (2.f * t[m] - 1.f) * (u[m] + off[m]);
-    const float a = exp_neg(-std::fabs(x));
-    const float one_a = 1.f + a;
-    e[m] = (1.f - 2.f * t[m]) * ((x >= 0.f ? a : 1.f) / one_a);
-    lin += std::max(-x, 0.f);
-    prod *= one_a;
+  vi lane;
+  for (int l = 0; l < kLanes; ++l) lane[l] = l;
+  const vf zero = {}, one = zero + 1.f;
+  vf lin = zero, prod = one;
+  for (int64_t m0 = 0; m0 < M; m0 += kLanes) {
+    const vf sgn = 2.f * load<true>(t + m0, kLanes) - 1.f;  // 2t - 1
+    const vf x = sgn * (load<true>(u + m0, kLanes) + load<true>(off + m0, kLanes));
+    const vf a = exp_neg(x < zero ? x : -x);
+    const vf one_a = one + a;
+    store<true>(e + m0, -sgn * ((x >= zero ? a : one) / one_a), kLanes);
+    const vi in = lane + static_cast<int32_t>(m0) < static_cast<int32_t>(M);
+    lin += in ? (x < zero ? -x : zero) : zero;
+    prod *= in ? one_a : one;
   }
-  return lin + std::log(prod);
+  float p = 1.f;
+  for (int l = 0; l < kLanes; ++l) p *= prod[l];
+  return hsum(lin) + std::log(p);
 }
 
 }  // namespace sgjax_blocked

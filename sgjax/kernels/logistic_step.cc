@@ -41,6 +41,7 @@
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
+using sgjax_blocked::kLanes;
 using sgjax_blocked::kSB;
 using sgjax_blocked::scores;
 using sgjax_blocked::spread;
@@ -124,10 +125,12 @@ struct Scratch {
   std::vector<const float*> H, V;
   std::vector<float*> EH, G;
   std::vector<float> vv, tm, om, u, e, ec;
+  // tm, om, u, e: padded by a vector for terms()
   Scratch(int64_t C, int64_t S)
       : sr(S), jr(std::max<int64_t>(C, 1)), H(std::max<int64_t>(C, 1)), V(S),
-        EH(std::max<int64_t>(C, 1)), G(S), vv(S), tm(S), om(S), u(std::max<int64_t>(C, 1) * S),
-        e(std::max<int64_t>(C, 1) * S), ec(std::max<int64_t>(C, 1) * kSB) {}
+        EH(std::max<int64_t>(C, 1)), G(S), vv(S), tm(S + kLanes), om(S + kLanes),
+        u(std::max<int64_t>(C, 1) * S + kLanes), e(std::max<int64_t>(C, 1) * S + kLanes),
+        ec(std::max<int64_t>(C, 1) * kSB) {}
 };
 
 // One row update of phase 2: dst += c src.
