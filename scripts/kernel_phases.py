@@ -57,6 +57,9 @@ int main(int argc, char** argv) {
   if (fread(ctx.data(), 4, n * C, fh) + fread(msk.data(), 4, n * C, fh) +
       fread(rows.data(), 4, n * S, fh) + fread(tg.data(), 4, n * S, fh) +
       fread(used.data(), 4, n * S, fh) != static_cast<size_t>(n * (2 * C + 3 * S))) return 2;
+  std::unique_ptr<bool[]> mskb(new bool[n * C]), usedb(new bool[n * S]);  // the kernel's flags
+  for (int64_t i = 0; i < n * C; ++i) mskb[i] = msk[i] != 0;
+  for (int64_t i = 0; i < n * S; ++i) usedb[i] = used[i] != 0;
   const int64_t B = atoi(argv[2]);
   const int threads = atoi(argv[3]), mode = atoi(argv[4]), small = atoi(argv[5]);
   if (small > 0) {
@@ -87,8 +90,8 @@ int main(int argc, char** argv) {
       const int64_t b0 = i * B;
       Step st{};
       st.w = w.data(); st.wo = wo.data();
-      st.ctx = ctx.data() + b0 * C; st.msk = msk.data() + b0 * C;
-      st.rows = rows.data() + b0 * S; st.used = used.data() + b0 * S;
+      st.ctx = ctx.data() + b0 * C; st.msk = mskb.get() + b0 * C;
+      st.rows = rows.data() + b0 * S; st.used = usedb.get() + b0 * S;
       st.t = tg.data() + b0 * S; st.off = off.data() + b0 * S;
       st.V = V; st.R = V; st.N = N; st.B = B; st.C = C; st.S = S; st.mode = mode;
       st.gw_rows = gw_rows; st.damp = false;

@@ -327,13 +327,25 @@ def group_batches(batches: Iterable[dict], steps_per_call: int) -> Iterator[dict
         yield _stack(group, steps_per_call)
 
 
+def _aligned(shape: tuple, dtype: Any, align: int = 64) -> np.ndarray:
+    """An uninitialised array whose data starts at a multiple of ``align`` bytes: on the CPU
+    backend JAX then uses its memory as the device buffer (zero-copy) instead of copying it
+    (a CBOW call's 13.5 MB batch: 4.4 ms -> 0.04 ms, BENCHMARKS.md)."""
+    nbytes = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    raw = np.empty(nbytes + align, np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start : start + nbytes].view(dtype).reshape(shape)
+
+
 def _stack(group: list[dict], S: int) -> dict:
     n = len(group)
     keys = list(group[0])  # a host batch's fields, or a token chunk's (sgjax.device_examples)
-    out = {
-        k: np.stack([np.asarray(g[k]) for g in group] + [np.asarray(group[-1][k])] * (S - n))
-        for k in keys
-    }
+    out = {}
+    for k in keys:
+        first = np.asarray(group[0][k])
+        out[k] = _aligned((S, *first.shape), first.dtype)
+        for i in range(S):
+            out[k][i] = group[min(i, n - 1)][k]  # padding: copies of the last
     out["active"] = np.arange(S) < n
     return out
 

@@ -136,19 +136,18 @@ def _sampled(ex: dict, consts: dict, offset=None) -> tuple:
     center = ex["center"]
     neg = ex["negatives"].reshape(center.shape[0], -1)
     rows, t, used = jax.vmap(sampling.pair_terms)(center, neg)
-    shift = jnp.zeros(rows.shape, jnp.float32) if offset is None else offset(rows, consts)
-    return rows, t, used, shift
+    return rows, t, used, None if offset is None else offset(rows, consts)
 
 
 def _path(ex: dict, consts: dict) -> tuple:
     """Rows: the output word's Huffman path; t = 1 - code; padded entries unused."""
     rows = ex["points"][:, 0]
     t = 1.0 - ex["codes"][:, 0].astype(jnp.float32)
-    return rows, t, ex["path_mask"][:, 0], jnp.zeros(rows.shape, jnp.float32)
+    return rows, t, ex["path_mask"][:, 0], None
 
 
 #: Output layers the kernel computes: name -> ``(example, consts) -> (rows (B, S),
-#: t (B, S), used (B, S), offset (B, S))`` for an example's one output word, ``example``
+#: t (B, S), used (B, S), offset (B, S) or None)`` for an example's one output word, ``example``
 #: the batch with the layer's fields (negatives, Huffman paths).
 ROWS = {
     "negative": _sampled,
@@ -214,7 +213,8 @@ def logistic_steps(
 ):  # fmt: skip
     """``(W, W_out, E)`` after the SGD steps of one call (logistic_step.cc), in order: every
     per-step input has a leading axis of S steps (``batch["context"]``, ``["mask"]`` (S, B,
-    C); ``rows``, ``t``, ``used``, ``offset`` (S, B, rows)); ``scales`` (S, 3): each step's
+    C); ``rows``, ``t``, ``used``, ``offset`` (S, B, rows); ``offset`` None: no score
+    offsets); ``scales`` (S, 3): each step's
     factors of W's and W_out's gradients (-eta for SGD) and its learning rate (row
     damping's); ``active`` (S,): the steps to take (the others leave the tables alone, E 0).
     E (S,): each step's loss. ``parts``: the step's parts (threads), 0 for XLA's intra-op
@@ -231,11 +231,11 @@ def logistic_steps(
         W,
         W_out,
         batch["context"].astype(i32),
-        batch["mask"].astype(i32),
+        batch["mask"].astype(bool),
         rows.astype(i32),
         t.astype(f32),
-        used.astype(i32),
-        offset.astype(f32),
+        used.astype(bool),
+        jnp.zeros((1,), f32) if offset is None else offset.astype(f32),
         scales.astype(f32),
         active.astype(i32),
         mode=np.int64(mode),
@@ -249,7 +249,7 @@ def logistic_step(
 ):
     """``(W, W_out, E)`` after one SGD step of the batch: :func:`logistic_steps` of one step
     (the per-step inputs without their leading axis, ``scales`` (3,), E a scalar)."""
-    one = lambda x: jnp.asarray(x)[None]  # noqa: E731
+    one = lambda x: None if x is None else jnp.asarray(x)[None]  # noqa: E731
     b = {k: one(batch[k]) for k in ("context", "mask")}
     W, W_out, E = logistic_steps(
         W, W_out, b, one(rows), one(t), one(used), one(offset), one(scales),

@@ -144,8 +144,9 @@ constexpr int64_t kPrefetch = 8;  // updates ahead (measured: 4 to 16 within noi
 struct Step {
   float* w;
   float* wo;
-  const int32_t *ctx, *msk, *rows, *used;
-  const float *t, *off;
+  const int32_t *ctx, *rows;
+  const bool *msk, *used;
+  const float *t, *off;  // off: null for no offsets
   int64_t V, R, N, B, C, S, mode, gw_rows;
   bool damp;
   float* gW;   // (B, gw_rows, N): W's gradient rows (skip-gram: one per slot; CBOW: EH)
@@ -162,11 +163,11 @@ struct Step {
   // scatter drops it); a context slot: real and a row of W
   bool use(int64_t b, int64_t s) const {
     const int32_t r = rows[b * S + s];
-    return used[b * S + s] != 0 && r >= 0 && r < R;
+    return used[b * S + s] && r >= 0 && r < R;
   }
   bool real(int64_t b, int64_t j) const {
     const int32_t r = ctx[b * C + j];
-    return msk[b * C + j] != 0 && r >= 0 && r < V;
+    return msk[b * C + j] && r >= 0 && r < V;
   }
 
   // phase 1 for example b; sc: scratch of the calling thread
@@ -234,7 +235,7 @@ struct Step {
     scores(sc.H.data(), J, sc.V.data(), M, N, u);
     for (int64_t m = 0; m < M; ++m) {
       sc.tm[m] = t[b * S + sc.sr[m]];
-      sc.om[m] = off[b * S + sc.sr[m]];
+      sc.om[m] = off ? off[b * S + sc.sr[m]] : 0.f;
     }
     float E = 0.f;
     for (int64_t j = 0; j < J; ++j) {
@@ -336,8 +337,8 @@ struct Step {
 // those with active[s] == 0 skipped (E[s] = 0), on the same tables.
 ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
                             ffi::Buffer<ffi::F32> Wout, ffi::Buffer<ffi::S32> context,
-                            ffi::Buffer<ffi::S32> mask, ffi::Buffer<ffi::S32> rows,
-                            ffi::Buffer<ffi::F32> targets, ffi::Buffer<ffi::S32> used,
+                            ffi::Buffer<ffi::PRED> mask, ffi::Buffer<ffi::S32> rows,
+                            ffi::Buffer<ffi::F32> targets, ffi::Buffer<ffi::PRED> used,
                             ffi::Buffer<ffi::F32> offset, ffi::Buffer<ffi::F32> scales,
                             ffi::Buffer<ffi::S32> active, ffi::ResultBuffer<ffi::F32> W_new,
                             ffi::ResultBuffer<ffi::F32> Wout_new,
@@ -357,11 +358,15 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.gw_rows = mode == 0 ? st.C : 1;
   if (Wout.dimensions()[1] != st.N || mode < 0 || mode > 3 || st.S > kMaxS || steps == 0 ||
       rd.size() != 3 || rd[0] != steps || rd[1] != st.B || active.element_count() != steps ||
-      scales.element_count() != 3 * steps) {
+      scales.element_count() != 3 * steps || mask.element_count() != steps * st.B * st.C ||
+      targets.element_count() != steps * st.B * st.S ||
+      used.element_count() != steps * st.B * st.S ||
+      (offset.dimensions().size() == 3 && offset.element_count() != steps * st.B * st.S)) {
     return ffi::Error::InvalidArgument(
         "sgjax_logistic_step: W and W_out differ in width, a bad mode, more than 64 rows, or "
-        "inputs whose leading (steps) axes differ");
+        "inputs whose shapes disagree");
   }
+  const bool has_offset = offset.dimensions().size() == 3;  // else (1,): no offsets
   st.w = W_new->typed_data();
   st.wo = Wout_new->typed_data();
   if (st.w != W.typed_data()) std::memcpy(st.w, W.typed_data(), sizeof(float) * st.V * st.N);
@@ -400,7 +405,7 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
     x.rows = rows.typed_data() + s * st.B * st.S;
     x.t = targets.typed_data() + s * st.B * st.S;
     x.used = used.typed_data() + s * st.B * st.S;
-    x.off = offset.typed_data() + s * st.B * st.S;
+    x.off = has_offset ? offset.typed_data() + s * st.B * st.S : nullptr;
     return x;
   };
 
@@ -435,11 +440,11 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SgjaxLogisticStep, LogisticStepImpl,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W (V, N)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // W_out (R, N)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // context (steps, B, C)
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // mask (steps, B, C)
+                                  .Arg<ffi::Buffer<ffi::PRED>>()  // mask (steps, B, C)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // rows (steps, B, S)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // targets t (steps, B, S)
-                                  .Arg<ffi::Buffer<ffi::S32>>()  // used (steps, B, S)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // offset (steps, B, S)
+                                  .Arg<ffi::Buffer<ffi::PRED>>()  // used (steps, B, S)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // offset (steps, B, S) or (1,): none
                                   .Arg<ffi::Buffer<ffi::F32>>()  // (steps, 3): scale_W, scale_Wout, lr
                                   .Arg<ffi::Buffer<ffi::S32>>()  // active (steps,)
                                   .Ret<ffi::Buffer<ffi::F32>>()  // W

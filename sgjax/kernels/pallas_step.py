@@ -186,7 +186,7 @@ def pallas_logistic_step(
     rows: jax.Array,
     t: jax.Array,
     used: jax.Array,
-    offset: jax.Array,
+    offset: jax.Array | None,
     scales: jax.Array,
     mode: int,
     damp: bool,
@@ -232,6 +232,7 @@ def pallas_logistic_step(
     idxW = _pad(jnp.where(real, ctx, V), (Bp, Cp), V)
     idxWo = _pad(jnp.where(use, rows, R), (Bp, Sp), R)
     real_in, use_in = _pad(real.astype(i32), (Bp, Cp)), _pad(use.astype(i32), (Bp, Sp))
+    offset = jnp.zeros(rows.shape, f32) if offset is None else offset  # ROWS: None, none
     t_in, off_in = _pad(t.astype(f32), (Bp, Sp)), _pad(offset.astype(f32), (Bp, Sp))
     scales = scales.astype(f32)
 

@@ -63,7 +63,10 @@ def fused_call(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     steps = state.step + jnp.arange(S, dtype=state.step.dtype)  # active steps come first
     lr = jax.vmap(spec.optimizer.learning_rate)(steps)  # row damping's, as _grads takes it
     scales = jnp.concatenate([factors, lr.astype(factors.dtype)[:, None]], axis=1)
-    terms = jax.vmap(lambda e: _terms(params["W"], e, spec.model))(ex)
+    # _terms' counts from the masks alone (the kernel's input sides: skip-gram, a pair per
+    # real context; CBOW, one per example with one), without the hidden vectors' float sums
+    mask = batch["mask"].astype(bool)
+    terms = (mask.sum((1, 2)) if spec.kernel == 0 else mask.any(2).sum(1)).astype(jnp.float32)
     W, W_out, E = kernels.FUSED_CALL[spec.fused](
         params["W"], params["W_out"], ex, rows, t, used, offset, scales, active, spec.kernel,
         spec.row_damping,
@@ -76,4 +79,4 @@ def fused_call(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
         batch_in_epoch=state.batch_in_epoch + n.astype(state.batch_in_epoch.dtype),
         words=state.words + jnp.where(active, batch["words"], 0).astype(jnp.int32).sum(),
     )
-    return new, (E, jnp.where(active, terms, 0).astype(jnp.float32))
+    return new, (E, jnp.where(active, terms, 0.0))
