@@ -4,7 +4,8 @@ updates) timed apart, on realtext-v1's examples, with 1 or more threads.
 The examples are training's own: the host batches of epoch 0 of the defaults' run
 (:func:`sgjax.experiment.build`, ``Run.batches``: subsampling, windows, window buckets),
 negatives drawn by :func:`sgjax.model.complete` and the kernel's rows by
-``sgjax.kernels.ROWS`` (skip-gram: mode 0, batches of 320; CBOW: mode 1, 640). A C++
+``sgjax.kernels.ROWS`` (skip-gram: mode 0, batches of 320; CBOW: mode 1, 640; ``--output``
+the layer, damped where its defaults damp: hierarchical softmax). A C++
 driver includes ``sgjax/kernels/logistic_step.cc`` and calls ``Step::rule`` and
 ``Step::apply`` on them batch by batch, the threads meeting at a spinning barrier between
 the phases (the kernel's own ``parallel_phases`` runs inside XLA; this isolates the phases
@@ -15,6 +16,7 @@ per (mode, threads) the microseconds per centre of each phase, and a checksum of
 
     python scripts/kernel_phases.py             # skip-gram (mode 0), CBOW (1); 1 and 2 threads
     python scripts/kernel_phases.py --small-vocab 512
+    python scripts/kernel_phases.py --output hierarchical
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < n * S; ++i) usedb[i] = used[i] != 0;
   const int64_t B = atoi(argv[2]);
   const int threads = atoi(argv[3]), mode = atoi(argv[4]), small = atoi(argv[5]);
+  const bool damp = atoi(argv[6]) != 0;
   if (small > 0) {
     for (auto& x : ctx) x %%= small;
     for (auto& x : rows) x %%= small;
@@ -72,6 +75,7 @@ int main(int argc, char** argv) {
   for (auto& x : w) x = u(g);
   const int64_t gw_rows = mode == 0 ? C : 1;
   std::vector<float> gW(B * N * gw_rows), gWo(B * S * N), Eb(B), hB(B * N), eB(B * S);
+  std::vector<float> kW(B * gw_rows), kWo(B * S), xW(V, 0.f), xWo(V, 0.f);
   std::atomic<int> count{0}, gen{0};
   auto barrier = [&] {
     const int g0 = gen.load();
@@ -94,7 +98,8 @@ int main(int argc, char** argv) {
       st.rows = rows.data() + b0 * S; st.used = usedb.get() + b0 * S;
       st.t = tg.data() + b0 * S; st.off = off.data() + b0 * S;
       st.V = V; st.R = V; st.N = N; st.B = B; st.C = C; st.S = S; st.mode = mode;
-      st.gw_rows = gw_rows; st.damp = false;
+      st.gw_rows = gw_rows; st.damp = damp;
+      st.kW = kW.data(); st.kWo = kWo.data(); st.xW = xW.data(); st.xWo = xWo.data();
       st.gW = gW.data(); st.gWo = gWo.data(); st.Eb = Eb.data();
       st.hB = hB.data(); st.eB = eB.data();
       const auto a = std::chrono::steady_clock::now();
@@ -124,8 +129,8 @@ int main(int argc, char** argv) {
 
 def examples(mode: int, n: int, output: str = "negative") -> tuple:
     """The first >= n examples of epoch 0 of the defaults' run of ``mode``'s architecture,
-    as the kernel gets them: (vocabulary size, batch size, contexts, mask, rows, targets,
-    used), the arrays stacked over batches."""
+    as the kernel gets them: (vocabulary size, width, batch size, the arrays (contexts,
+    mask, rows, targets, used) stacked over batches, whether the run damps its rows)."""
     sets = [f"model.architecture={ARCHITECTURES[mode]}", f"model.output={output}"]
     run = build(load_config(None, sets))
     model = run.spec.model
@@ -145,7 +150,8 @@ def examples(mode: int, n: int, output: str = "negative") -> tuple:
     arrays = [np.concatenate([np.asarray(o[k]) for o in out]) for k in range(5)]
     types = (np.int32, np.int32, np.int32, np.float32, np.int32)
     arrays = [a.astype(d) for a, d in zip(arrays, types, strict=True)]
-    return len(run.vocab), run.state.params["W"].shape[1], len(out[0][0]), arrays
+    dim = run.state.params["W"].shape[1]
+    return len(run.vocab), dim, len(out[0][0]), arrays, bool(run.spec.row_damping)
 
 
 def main() -> None:
@@ -166,7 +172,7 @@ def main() -> None:
             capture_output=True,
         )
         for mode in args.modes:
-            V, dim, batch, arrays = examples(mode, args.examples, args.output)
+            V, dim, batch, arrays, damp = examples(mode, args.examples, args.output)
             n, C, S = len(arrays[0]), arrays[0].shape[1], arrays[2].shape[1]
             data = Path(tmp) / f"examples-{mode}.bin"
             with open(data, "wb") as f:
@@ -174,7 +180,7 @@ def main() -> None:
                 for a in arrays:
                     f.write(np.ascontiguousarray(a).tobytes())
             for threads in args.threads:
-                cmd = [exe, data, batch, threads, mode, args.small_vocab]
+                cmd = [exe, data, batch, threads, mode, args.small_vocab, int(damp)]
                 p1, p2, checksum = subprocess.run(
                     [str(c) for c in cmd], check=True, capture_output=True, text=True
                 ).stdout.split()
@@ -184,6 +190,7 @@ def main() -> None:
                     "vocab": V,
                     "batch": batch,
                     "threads": threads,
+                    "damped": damp,
                     "rule_us": float(p1),
                     "update_us": float(p2),
                     "total_us": float(p1) + float(p2),

@@ -133,11 +133,12 @@ struct Scratch {
         ec(std::max<int64_t>(C, 1) * kSB) {}
 };
 
-// One row update of phase 2: dst += c src.
+// One row update of phase 2: dst += c src (damped: c x the row's factor, from its slot x).
 struct Update {
   float* dst;
   const float* src;
   float c;
+  float* x;
 };
 constexpr int64_t kPrefetch = 8;  // updates ahead (measured: 4 to 16 within noise, 0 slower)
 
@@ -279,41 +280,47 @@ struct Step {
 
   // phase 2, the rows this part owns: their damping factors, then their updates
   void apply(int64_t part, int64_t parts, float scale_w, float scale_wo, float lr) const {
-    if (damp) {  // lr x the total curvature of each row's entries
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t j = 0; j < C; ++j) {
-          const int32_t r = ctx[b * C + j];
-          if (real(b, j) && owns(0, r, part, parts))
-            xW[r] += lr * kW[b * gw_rows + (mode == 0 ? j : 0)];
-        }
-        for (int64_t s = 0; s < S; ++s) {
-          const int32_t r = rows[b * S + s];
-          if (use(b, s) && owns(1, r, part, parts)) xWo[r] += lr * kWo[b * S + s];
-        }
-      }
-    }
-    // this part's updates in example order, then applied with the destination rows of the
-    // update kPrefetch ahead requested: the rows are read at random from a table larger
-    // than the caches, so their loads overlap instead of each waiting on the last
+    // this part's updates in example order (damped: with the slot of lr x the total
+    // curvature of the row's entries, summed as they are listed)
     thread_local std::vector<Update> todo;
     todo.clear();
+    const bool damp_w = damp && mode == 0;  // CBOW's W rows: undamped
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t j = 0; j < C; ++j) {
         const int32_t r = ctx[b * C + j];
         if (!real(b, j) || !owns(0, r, part, parts)) continue;
-        const float c = damp && mode == 0 ? scale_w * damping(xW[r]) : scale_w;
-        todo.push_back({w + static_cast<int64_t>(r) * N, gW + (b * gw_rows + (mode == 0 ? j : 0)) * N, c});
+        const int64_t g = b * gw_rows + (mode == 0 ? j : 0);
+        float* x = damp_w ? xW + r : nullptr;
+        if (x) *x += lr * kW[g];
+        todo.push_back({w + static_cast<int64_t>(r) * N, gW + g * N, scale_w, x});
       }
       for (int64_t s = 0; s < S; ++s) {
         const int32_t r = rows[b * S + s];
         if (!use(b, s) || !owns(1, r, part, parts)) continue;
-        const float c = damp ? scale_wo * damping(xWo[r]) : scale_wo;
+        float* x = damp ? xWo + r : nullptr;
+        if (x) *x += lr * kWo[b * S + s];
         if (mode == 0)  // the row's gradient sum_c e_cs h_c
-          todo.push_back({wo + static_cast<int64_t>(r) * N, gWo + (b * S + s) * N, c});
+          todo.push_back({wo + static_cast<int64_t>(r) * N, gWo + (b * S + s) * N, scale_wo, x});
         else  // CBOW: e_s h
-          todo.push_back({wo + static_cast<int64_t>(r) * N, hB + b * N, c * eB[b * S + s]});
+          todo.push_back({wo + static_cast<int64_t>(r) * N, hB + b * N, scale_wo * eB[b * S + s], x});
       }
     }
+    // damping: each row's factor (1 - exp(-x)) / x once, at its first update, kept in its
+    // slot as -factor (x >= 0: the sign marks it done); the slots back to zero after
+    thread_local std::vector<float*> rows_seen;
+    rows_seen.clear();
+    if (damp)
+      for (Update& u : todo) {
+        if (!u.x) continue;
+        if (*u.x >= 0.f) {
+          *u.x = -damping(*u.x);
+          rows_seen.push_back(u.x);
+        }
+        u.c *= -*u.x;
+      }
+    // applied with the destination rows of the update kPrefetch ahead requested: the rows
+    // are read at random from a table larger than the caches, so their loads overlap
+    // instead of each waiting on the last
     const int64_t T = static_cast<int64_t>(todo.size());
     for (int64_t i = 0; i < T; ++i) {
       if (i + kPrefetch < T) {
@@ -322,14 +329,7 @@ struct Step {
       }
       axpy(todo[i].c, todo[i].src, todo[i].dst, N);
     }
-    if (damp) {  // back to zero for the next call (padding entries' indices are not rows)
-      for (int64_t b = 0; b < B; ++b) {
-        for (int64_t j = 0; j < C; ++j)
-          if (real(b, j) && owns(0, ctx[b * C + j], part, parts)) xW[ctx[b * C + j]] = 0.f;
-        for (int64_t s = 0; s < S; ++s)
-          if (use(b, s) && owns(1, rows[b * S + s], part, parts)) xWo[rows[b * S + s]] = 0.f;
-      }
-    }
+    for (float* x : rows_seen) *x = 0.f;  // zero between calls
   }
 };
 
