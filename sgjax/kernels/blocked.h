@@ -66,44 +66,67 @@ inline float hsum(vf x) {
 #endif
 }
 
-// acc[j][m] += H[j][i:i+k] * V[m][i:i+k], lane by lane
-template <int JB, bool Full>
+// acc[j][m] += H[j][i:i+k] * V[m][i:i+k], lane by lane; with NV, vacc[m] += V[m]^2 and
+// with NH, hacc[j] += H[j]^2 (the squared norms row damping takes, from the same loads)
+template <int JB, bool Full, bool NV, bool NH>
 inline void scores_chunk(const float* const* H, const float* const* V, int64_t i, int64_t k,
-                         vf (&acc)[JB][kSB]) {
+                         vf (&acc)[JB][kSB], vf (&vacc)[kSB], vf (&hacc)[JB]) {
   vf h[JB];
-  for (int j = 0; j < JB; ++j) h[j] = load<Full>(H[j] + i, k);
+  for (int j = 0; j < JB; ++j) {
+    h[j] = load<Full>(H[j] + i, k);
+    if (NH) hacc[j] += h[j] * h[j];
+  }
   for (int m = 0; m < kSB; ++m) {
     const vf v = load<Full>(V[m] + i, k);
+    if (NV) vacc[m] += v * v;
     for (int j = 0; j < JB; ++j) acc[j][m] += h[j] * v;
   }
 }
 
-// u[j * ld + m] = H[j] . V[m] for j < JB, m < m_real (V: kSB rows, padded by repeating one)
-template <int JB>
+// u[j * ld + m] = H[j] . V[m] for j < JB, m < m_real (V: kSB rows, padded by repeating
+// one); with NV, vv[m] = |V[m]|^2 (m < m_real), with NH, hh[j] = |H[j]|^2
+template <int JB, bool NV, bool NH>
 void scores_block(const float* const* H, const float* const* V, int64_t n, float* u,
-                  int64_t ld, int64_t m_real) {
-  vf acc[JB][kSB] = {};
+                  int64_t ld, int64_t m_real, float* vv, float* hh) {
+  vf acc[JB][kSB] = {}, vacc[kSB] = {}, hacc[JB] = {};
   int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes) scores_chunk<JB, true>(H, V, i, kLanes, acc);
-  if (i < n) scores_chunk<JB, false>(H, V, i, n - i, acc);
+  for (; i + kLanes <= n; i += kLanes)
+    scores_chunk<JB, true, NV, NH>(H, V, i, kLanes, acc, vacc, hacc);
+  if (i < n) scores_chunk<JB, false, NV, NH>(H, V, i, n - i, acc, vacc, hacc);
   for (int j = 0; j < JB; ++j)
     for (int m = 0; m < m_real; ++m) u[j * ld + m] = hsum(acc[j][m]);
+  if (NV)
+    for (int m = 0; m < m_real; ++m) vv[m] = hsum(vacc[m]);
+  if (NH)
+    for (int j = 0; j < JB; ++j) hh[j] = hsum(hacc[j]);
 }
 
-// u[j * M + m] = H[j] . V[m], j < J, m < M
+template <int JB>
+void scores_block_norms(const float* const* H, const float* const* V, int64_t n, float* u,
+                        int64_t ld, int64_t m_real, float* vv, float* hh) {
+  if (vv && hh) scores_block<JB, true, true>(H, V, n, u, ld, m_real, vv, hh);
+  else if (vv) scores_block<JB, true, false>(H, V, n, u, ld, m_real, vv, hh);
+  else if (hh) scores_block<JB, false, true>(H, V, n, u, ld, m_real, vv, hh);
+  else scores_block<JB, false, false>(H, V, n, u, ld, m_real, vv, hh);
+}
+
+// u[j * M + m] = H[j] . V[m], j < J, m < M; with vv and hh (row damping), also
+// vv[m] = |V[m]|^2 and hh[j] = |H[j]|^2, each from the block that first loads it
 inline void scores(const float* const* H, int64_t J, const float* const* V, int64_t M,
-                   int64_t n, float* u) {
+                   int64_t n, float* u, float* vv = nullptr, float* hh = nullptr) {
   for (int64_t m0 = 0; m0 < M; m0 += kSB) {
     const int64_t mr = std::min<int64_t>(kSB, M - m0);
     const float* vb[kSB];
     for (int m = 0; m < kSB; ++m) vb[m] = V[m0 + std::min<int64_t>(m, mr - 1)];
     for (int64_t j0 = 0; j0 < J; j0 += kJB) {
       float* ub = u + j0 * M + m0;
+      float* vvb = vv && j0 == 0 ? vv + m0 : nullptr;
+      float* hhb = hh && m0 == 0 ? hh + j0 : nullptr;
       switch (std::min<int64_t>(kJB, J - j0)) {
-        case 1: scores_block<1>(H + j0, vb, n, ub, M, mr); break;
-        case 2: scores_block<2>(H + j0, vb, n, ub, M, mr); break;
-        case 3: scores_block<3>(H + j0, vb, n, ub, M, mr); break;
-        default: scores_block<kJB>(H + j0, vb, n, ub, M, mr); break;
+        case 1: scores_block_norms<1>(H + j0, vb, n, ub, M, mr, vvb, hhb); break;
+        case 2: scores_block_norms<2>(H + j0, vb, n, ub, M, mr, vvb, hhb); break;
+        case 3: scores_block_norms<3>(H + j0, vb, n, ub, M, mr, vvb, hhb); break;
+        default: scores_block_norms<kJB>(H + j0, vb, n, ub, M, mr, vvb, hhb); break;
       }
     }
   }

@@ -51,13 +51,6 @@ namespace {
 
 constexpr int64_t kMaxS = 64;  // output rows per example
 
-inline float dot(const float* a, const float* b, int64_t n) {
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
 inline void axpy(float c, const float* x, float* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] += c * x[i];
@@ -124,11 +117,12 @@ struct Scratch {
   std::vector<int64_t> sr, jr;
   std::vector<const float*> H, V;
   std::vector<float*> EH, G;
-  std::vector<float> vv, tm, om, u, e, ec;
+  std::vector<float> vv, hh, tm, om, u, e, ec;
   // tm, om, u, e: padded by a vector for terms()
   Scratch(int64_t C, int64_t S)
       : sr(S), jr(std::max<int64_t>(C, 1)), H(std::max<int64_t>(C, 1)), V(S),
-        EH(std::max<int64_t>(C, 1)), G(S), vv(S), tm(S + kLanes), om(S + kLanes),
+        EH(std::max<int64_t>(C, 1)), G(S), vv(S), hh(std::max<int64_t>(C, 1)), tm(S + kLanes),
+        om(S + kLanes),
         u(std::max<int64_t>(C, 1) * S + kLanes), e(std::max<int64_t>(C, 1) * S + kLanes),
         ec(std::max<int64_t>(C, 1) * kSB) {}
 };
@@ -189,8 +183,6 @@ struct Step {
         sc.G[M] = gwo + s * N;
         ++M;
       }
-    if (damp)
-      for (int64_t m = 0; m < M; ++m) sc.vv[m] = dot(sc.V[m], sc.V[m], N);
     const int32_t* row_ctx = ctx + b * C;
     int64_t J = 0;
     float inv_n = 1.f;  // CBOW: 1 / its real context rows
@@ -233,7 +225,9 @@ struct Step {
     }
     float* u = sc.u.data();
     float* e = sc.e.data();
-    scores(sc.H.data(), J, sc.V.data(), M, N, u);
+    // (damped: with |v'_s|^2 and |h|^2)
+    scores(sc.H.data(), J, sc.V.data(), M, N, u, damp ? sc.vv.data() : nullptr,
+           damp ? sc.hh.data() : nullptr);
     for (int64_t m = 0; m < M; ++m) {
       sc.tm[m] = t[b * S + sc.sr[m]];
       sc.om[m] = off ? off[b * S + sc.sr[m]] : 0.f;
@@ -242,7 +236,7 @@ struct Step {
     for (int64_t j = 0; j < J; ++j) {
       E += terms(u + j * M, sc.tm.data(), sc.om.data(), M, e + j * M);
       if (damp) {  // s'(u) |h|^2 to each row's entry, sum_s s'(u) |v'_s|^2 to h's row
-        const float hh = dot(sc.H[j], sc.H[j], N);
+        const float hh = sc.hh[j];
         float kh = 0.f;
         for (int64_t m = 0; m < M; ++m) {
           const float a = std::fabs(e[j * M + m]);
