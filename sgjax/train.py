@@ -345,7 +345,10 @@ def _stack(group: list[dict], S: int) -> dict:
         first = np.asarray(group[0][k])
         out[k] = _aligned((S, *first.shape), first.dtype)
         for i in range(S):
-            out[k][i] = group[min(i, n - 1)][k]  # padding: copies of the last
+            g = np.asarray(group[min(i, n - 1)][k])  # padding: copies of the last
+            if g.shape != first.shape:  # (as np.stack: no broadcasting)
+                raise ValueError(f"batch field {k!r}: shape {g.shape} != {first.shape}")
+            out[k][i] = g
     out["active"] = np.arange(S) < n
     return out
 

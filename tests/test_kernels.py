@@ -341,3 +341,45 @@ def test_kernel_sigmoid_and_loss_across_the_float_range():
     np.testing.assert_allclose(-np.asarray(W_out)[:, 0], err, rtol=2e-6, atol=1e-37)
     loss = np.logaddexp(0, -(2 * t64 - 1) * u64)
     np.testing.assert_allclose(np.asarray(E), loss, rtol=2e-6, atol=1.2e-7)
+
+
+def test_call_with_a_gap_equals_xla_step(corpus):
+    """Inactive steps between active ones (the scan skips them, and counts the steps it
+    takes): the fused call gives the damped steps the same learning rates."""
+    # row damping: the lr enters the update; one epoch, so that it moves ~1.5 % a step
+    cfg = _cfg(corpus, "model.output=hierarchical", "train.epochs=1")
+    run = build(cfg)
+    assert run.spec.row_damping
+    xla = dataclasses.replace(run.spec, kernel=-1)
+    group = next(group_batches(_batches(cfg, run.vocab, run.encoded, 0), 4))
+    group["active"] = np.array([True, False, True, True])
+    (a, ma), (b, mb) = (
+        train_step_jit(_copy(run.state), group, run.tables, s) for s in (run.spec, xla)
+    )
+    for k in ("W", "W_out"):
+        np.testing.assert_allclose(a.params[k], b.params[k], rtol=2e-5, atol=2e-7)
+    assert int(a.step) == int(b.step) == 3 and int(a.words) == int(b.words)
+    assert float(ma["lr"]) == float(mb["lr"]) and float(ma["terms"]) == float(mb["terms"])
+    np.testing.assert_allclose(float(ma["loss"]), float(mb["loss"]), rtol=2e-5)
+
+
+def test_non_finite_tables_leave_no_trace_in_later_calls():
+    """A damped call on a table with a NaN row gives NaN there; the damping scratch it leaves
+    (kept per calling thread between calls) must not reach the next call's finite tables.
+    XLA picks the thread of each call, so the bad and good calls alternate six times: a
+    good call after a bad one on the same thread is what would show a leak."""
+    rng = np.random.default_rng(7)
+    W, W_out, batch, rows, t, used, offset, scales = _random_step(rng, 0, B=300)
+    step = jax.jit(kernels.logistic_step, static_argnames=("mode", "damp", "parts"))
+    bad = W.copy()
+    bad[batch["context"][0, 0]] = np.nan
+    rW, rWo, _ = _reference_step(
+        W, W_out, batch["context"], batch["mask"], rows, t, used, offset,
+        scales.astype(np.float64), 0, True,
+    )  # fmt: skip
+    for _ in range(6):
+        out = step(bad, W_out, batch, rows, t, used, offset, scales, mode=0, damp=True)
+        assert not np.isfinite(np.asarray(out[1])).all()
+        W1, Wo1, _ = step(W, W_out, batch, rows, t, used, offset, scales, mode=0, damp=True)
+        np.testing.assert_allclose(np.asarray(W1), rW, rtol=0, atol=2e-5 * np.abs(rW).max())
+        np.testing.assert_allclose(np.asarray(Wo1), rWo, rtol=0, atol=2e-5 * np.abs(rWo).max())

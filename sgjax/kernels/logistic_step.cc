@@ -301,14 +301,16 @@ struct Step {
       }
     }
     // damping: each row's factor (1 - exp(-x)) / x once, at its first update, kept in its
-    // slot as -factor (x >= 0: the sign marks it done); the slots back to zero after
+    // slot as -factor (x >= 0: the sign bit marks it done; a NaN x, from non-finite tables,
+    // is recomputed and listed each time, so that its slot is reset too); the slots back to
+    // zero after
     thread_local std::vector<float*> rows_seen;
     rows_seen.clear();
     if (damp)
       for (int64_t i = 0; i < T; ++i) {
         Update& u = todo[i];
         if (!u.x) continue;
-        if (*u.x >= 0.f) {
+        if (std::isnan(*u.x) || !std::signbit(*u.x)) {
           *u.x = -damping(*u.x);
           rows_seen.push_back(u.x);
         }
@@ -356,12 +358,14 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
       scales.element_count() != 3 * steps || mask.element_count() != steps * st.B * st.C ||
       targets.element_count() != steps * st.B * st.S ||
       used.element_count() != steps * st.B * st.S ||
-      (offset.dimensions().size() == 3 && offset.element_count() != steps * st.B * st.S)) {
+      !(offset.dimensions().size() == 3 ? offset.element_count() == steps * st.B * st.S
+                                        : offset.dimensions().size() == 1 &&
+                                              offset.element_count() == 1)) {
     return ffi::Error::InvalidArgument(
         "sgjax_logistic_step: W and W_out differ in width, a bad mode, more than 64 rows, or "
         "inputs whose shapes disagree");
   }
-  const bool has_offset = offset.dimensions().size() == 3;  // else (1,): no offsets
+  const bool has_offset = offset.dimensions().size() == 3;  // else (1,): none
   st.w = W_new->typed_data();
   st.wo = Wout_new->typed_data();
   if (st.w != W.typed_data()) std::memcpy(st.w, W.typed_data(), sizeof(float) * st.V * st.N);

@@ -49,7 +49,6 @@ def fused_call(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     The optimizer's probe (:func:`fused_step`) is scanned over the active steps first, for
     each step's factors; the examples' rows are assembled for all steps at once."""
     params, active = state.params, batch["active"]
-    S = active.shape[0]
     ex = jax.vmap(lambda b: _example(state, b, tables, spec))(batch)
     rows, t, used, offset = jax.vmap(lambda e: kernels.ROWS[spec.model.output](e, tables))(ex)
     probe = _probe(params)
@@ -60,7 +59,8 @@ def fused_call(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
         return new, jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0]])
 
     opt_state, factors = jax.lax.scan(advance, state.opt_state, active)
-    steps = state.step + jnp.arange(S, dtype=state.step.dtype)  # active steps come first
+    # each step's number: the active steps before it (as the scan counts them)
+    steps = state.step + (jnp.cumsum(active) - active).astype(state.step.dtype)
     lr = jax.vmap(spec.optimizer.learning_rate)(steps)  # row damping's, as _grads takes it
     scales = jnp.concatenate([factors, lr.astype(factors.dtype)[:, None]], axis=1)
     # _terms' counts from the masks alone (the kernel's input sides: skip-gram, a pair per
