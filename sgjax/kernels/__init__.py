@@ -214,11 +214,10 @@ def logistic_steps(
     """``(W, W_out, E)`` after the SGD steps of one call (logistic_step.cc), in order: every
     per-step input has a leading axis of S steps (``batch["context"]``, ``["mask"]`` (S, B,
     C); ``rows``, ``t``, ``used``, ``offset`` (S, B, rows); ``offset`` None: no score
-    offsets); ``scales`` (S, 3): each step's
-    factors of W's and W_out's gradients (-eta for SGD) and its learning rate (row
-    damping's); ``active`` (S,): the steps to take (the others leave the tables alone, E 0).
-    E (S,): each step's loss. ``parts``: the step's parts (threads), 0 for XLA's intra-op
-    pool's size; the result does not depend on it."""
+    offsets); ``scales`` (S, 3): each step's factors of W's and W_out's gradients (-eta for
+    SGD) and its learning rate (row damping's); ``active`` (S,): the steps to take (the
+    others leave the tables alone, E 0). E (S,): each step's loss. ``parts``: the step's
+    parts (threads), 0 for XLA's intra-op pool's size; the result does not depend on it."""
     steps = active.shape[0]
     out = (
         jax.ShapeDtypeStruct(W.shape, W.dtype),
