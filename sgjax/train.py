@@ -342,13 +342,8 @@ def _stack(group: list[dict], S: int) -> dict:
     keys = list(group[0])  # a host batch's fields, or a token chunk's (sgjax.device_examples)
     out = {}
     for k in keys:
-        first = np.asarray(group[0][k])
-        out[k] = _aligned((S, *first.shape), first.dtype)
-        for i in range(S):
-            g = np.asarray(group[min(i, n - 1)][k])  # padding: copies of the last
-            if g.shape != first.shape:  # (as np.stack: no broadcasting)
-                raise ValueError(f"batch field {k!r}: shape {g.shape} != {first.shape}")
-            out[k][i] = g
+        parts = [np.asarray(g[k]) for g in group] + [np.asarray(group[-1][k])] * (S - n)
+        out[k] = np.stack(parts, out=_aligned((S, *parts[0].shape), parts[0].dtype))
     out["active"] = np.arange(S) < n
     return out
 

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from sgjax import kernels
 from sgjax.sparse import RowGrads
-from sgjax.train import StepSpec, TrainState, _example, _stepped, _terms
+from sgjax.train import StepSpec, TrainState, _example, _stepped
 
 __all__ = ["fused_call", "fused_step"]
 
@@ -23,6 +23,19 @@ def _probe(params: dict) -> dict:
     }
 
 
+def _factors(updates: dict) -> jax.Array:
+    """The probe's update ``c`` of W and of W_out (2,): each table's factor of its gradient."""
+    return jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0]])
+
+
+def _terms_of(mode: int, mask: jax.Array) -> jax.Array:
+    """:func:`sgjax.train._terms`' count from the context mask (..., B, C) alone, for the
+    kernel's input sides: skip-gram (mode 0) a pair per real context, CBOW one per example
+    with one; without the hidden vectors' float sums."""
+    mask = mask.astype(bool)
+    return (mask.sum((-2, -1)) if mode == 0 else mask.any(-1).sum(-1)).astype(jnp.float32)
+
+
 def fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     """One step by the fused kernel ``spec.fused`` (:data:`sgjax.kernels.FUSED`), as the
     scan of :func:`sgjax.train.train_step` takes it (the Pallas kernel's form)."""
@@ -32,8 +45,9 @@ def fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     probe = _probe(params)
     updates, opt_state = spec.optimizer.update(probe, state.opt_state, params)
     lr = spec.optimizer.learning_rate(state.step)  # row damping's (as _grads takes it)
-    scales = jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0], lr])
-    terms = _terms(params["W"], ex, spec.model)
+    factors = _factors(updates)
+    scales = jnp.concatenate([factors, lr.astype(factors.dtype)[None]])
+    terms = _terms_of(spec.kernel, batch["mask"])
     W, W_out, E = kernels.FUSED[spec.fused](
         params["W"], params["W_out"], ex, rows, t, used, offset, scales, spec.kernel,
         spec.row_damping,
@@ -56,17 +70,14 @@ def fused_call(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     def advance(opt_state, on):
         updates, new = spec.optimizer.update(probe, opt_state, params)
         new = jax.tree.map(lambda n, o: jnp.where(on, n, o), new, opt_state)
-        return new, jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0]])
+        return new, _factors(updates)
 
     opt_state, factors = jax.lax.scan(advance, state.opt_state, active)
     # each step's number: the active steps before it (as the scan counts them)
     steps = state.step + (jnp.cumsum(active) - active).astype(state.step.dtype)
     lr = jax.vmap(spec.optimizer.learning_rate)(steps)  # row damping's, as _grads takes it
     scales = jnp.concatenate([factors, lr.astype(factors.dtype)[:, None]], axis=1)
-    # _terms' counts from the masks alone (the kernel's input sides: skip-gram, a pair per
-    # real context; CBOW, one per example with one), without the hidden vectors' float sums
-    mask = batch["mask"].astype(bool)
-    terms = (mask.sum((1, 2)) if spec.kernel == 0 else mask.any(2).sum(1)).astype(jnp.float32)
+    terms = _terms_of(spec.kernel, batch["mask"])
     W, W_out, E = kernels.FUSED_CALL[spec.fused](
         params["W"], params["W_out"], ex, rows, t, used, offset, scales, active, spec.kernel,
         spec.row_damping,
