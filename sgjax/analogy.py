@@ -15,6 +15,7 @@ question (timings: see BENCHMARKS.md, "Evaluation").
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ __all__ = ["METHODS", "AnalogyResult", "AnalogySection", "evaluate_word_analogie
 METHODS = ("add", "mul")
 _TOPN = 5  # gensim looks at this many candidates for one that is not a question word
 _SIMS_BUDGET = 1 << 30  # bytes for the (distinct question words x R) cosine matrix
-_CHUNK_CELLS = 1 << 22  # questions x R scores per batch (16 MiB float32)
+_CHUNK_CELLS = 1 << 21  # questions x R scores per batch (8 MiB float32)
 
 
 Quad = tuple[str, str, str, str]
@@ -215,6 +216,7 @@ def _solve(
     else:
         sims_all = where_all = None
     eps = np.float32(epsilon)
+    local = threading.local()  # each thread's score buffer, reused batch after batch
 
     def batch(start: int) -> np.ndarray:
         sl = slice(start, start + chunk)
@@ -224,15 +226,17 @@ def _solve(
         else:
             uniq, inv = np.unique(q[:, :3], return_inverse=True)
             sims, where = _cosines(unit, uniq, method), inv.reshape(-1, 3)
-        scores = sims[where[:, 1]]
-        if method == "add":  # cos(x, b) - cos(x, a) + cos(x, c)
-            scores += sims[where[:, 2]]
-            scores -= sims[where[:, 0]]
-        else:  # cos'(x, b) cos'(x, c) / (cos'(x, a) + eps), cos' = (1 + cos) / 2
-            scores *= sims[where[:, 2]]
-            denom = sims[where[:, 0]]
-            denom += eps
-            scores /= denom
+        if getattr(local, "scores", None) is None:
+            local.scores = np.empty((chunk, rows), np.float32)
+        scores = local.scores[: len(q)]
+        # row by row into one reused buffer: no gathered copies of the cosine rows
+        for row, (a, b, c) in zip(scores, where.tolist(), strict=True):
+            if method == "add":  # cos(x, b) - cos(x, a) + cos(x, c)
+                np.add(sims[b], sims[c], out=row)
+                row -= sims[a]
+            else:  # cos'(x, b) cos'(x, c) / (cos'(x, a) + eps), cos' = (1 + cos) / 2
+                np.multiply(sims[b], sims[c], out=row)
+                row /= sims[a] + eps
         scores[np.arange(len(q))[:, None], q[:, :3]] = -np.inf
         pred = canon[scores.argmax(axis=1)]
         # gensim takes the best candidate that is not a case variant of a question word
