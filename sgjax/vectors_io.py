@@ -40,6 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sgjax import textfloat
+
 __all__ = [
     "SEPARATORS",
     "VectorsFormatError",
@@ -424,6 +426,9 @@ def write_arrays(
         step = 4 * n
         for i, w in enumerate(encoded):
             parts.append(w + b" " + rows[i * step : (i + 1) * step] + end)
+    elif precision == textfloat.DIGITS and _float32_exact(matrix):  # vectorised, same bytes
+        for w, row in zip(encoded, textfloat.format_rows(matrix), strict=True):
+            parts.append(w + b" " + row + b"\n")
     else:
         fmt = " ".join([f"%.{int(precision)}g"] * n)
         for w, row in zip(encoded, np.asarray(matrix).tolist(), strict=True):
@@ -432,6 +437,17 @@ def write_arrays(
     if str(path).endswith(".gz"):
         data = gzip.compress(data)
     _write_atomically(Path(path), data)
+
+
+def _float32_exact(matrix: np.ndarray) -> bool:
+    """Whether every value of ``matrix`` is a float32 (what :mod:`sgjax.textfloat` formats)."""
+    m = np.asarray(matrix)
+    if m.dtype == np.float32:
+        return True
+    if m.dtype.kind != "f":
+        return False
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.array_equal(m.astype(np.float32), m, equal_nan=True))
 
 
 def _write_atomically(target: Path, data: bytes) -> None:
