@@ -53,6 +53,16 @@ def test_save_restore_roundtrip(tmp_path):
             assert b"\x80\x04\x95" not in f.read_bytes()[:3]
 
 
+def test_tables_are_stored_uncompressed_and_restored(tmp_path):
+    """No zstd (sgjax.ckpt_manager): a table of zeros takes its whole size on disk."""
+    zeros = {"W": np.zeros((2000, 100), np.float32), "b": np.arange(7.0)}
+    path = checkpoint.save(tmp_path, zeros, {"step": 1, "epoch": 0})
+    stored = sum(f.stat().st_size for f in (path / "state").rglob("*") if f.is_file())
+    assert stored >= zeros["W"].nbytes
+    got, _ = checkpoint.restore(path, jax.tree.map(np.ones_like, zeros))
+    jax.tree.map(np.testing.assert_array_equal, got, zeros)
+
+
 @pytest.mark.parametrize("keep", [1, 2, 3])
 def test_newest_wins_and_old_are_pruned(tmp_path, keep):
     for step in (1, 2, 3, 4, 5):
