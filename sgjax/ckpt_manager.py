@@ -27,9 +27,7 @@ def _sealing_handler(seal: Callable[[Path], None]) -> Any:
             # uncompressed: zstd shrinks trained float tables by ~8 % for ~0.15 s of CPU
             # per realtext-v1 checkpoint, taken from the training it runs beside (orbax's
             # standard handler has no switch for it; restore reads either)
-            self._impl = pytree_checkpoint_handler.PyTreeCheckpointHandler(
-                use_compression=False
-            )
+            self._impl = pytree_checkpoint_handler.PyTreeCheckpointHandler(use_compression=False)
 
         def finalize(self, directory: Any) -> None:
             super().finalize(directory)  # (merges the processes' OCDBT files)
