@@ -1,7 +1,8 @@
 """Speed matrix: how long a user waits, sgjax against gensim, fastText and word2vec.c, for
 every model, each tool in its own process, alternating.
 
-Every run trains one model (``--models``) on one corpus with word2vec.c's settings (dim 100,
+Every run trains one model (``--models``) on one corpus, every tool reading the same
+plain-text file (a compressed corpus is decompressed first), with word2vec.c's settings (dim 100,
 window 5, sample 1e-3, min_count 5, ``--epochs``), the same as ``compare_quality.py``
 (whose command lines this script uses): sgjax runs ``sgjax train`` from its defaults plus
 the model choice; gensim 4 ``Word2Vec(corpus_file=..., workers=2)``; fastText ``-minn 0
@@ -84,12 +85,12 @@ def base_model(model: str) -> str:
 
 def command(tool, model, corpus, repeat, tmp, args) -> tuple[list[str], str]:
     """The command line of one run and the vectors file it writes."""
-    given, text = corpus
+    _, text = corpus
     out = os.path.join(tmp, "v")
     softmax = model in SOFTMAX_MODELS
     epochs = args.softmax_epochs if softmax else args.epochs
-    if tool == "sgjax":
-        cmd = cq.sgjax_cmd(model, given, repeat, epochs, out, args.overrides)
+    if tool == "sgjax":  # the same plain-text file as the anchors (sgjax reads .xz too)
+        cmd = cq.sgjax_cmd(model, text, repeat, epochs, out, args.overrides)
         return cmd, os.path.join(out, "vectors.bin")
     base = base_model(model)
     if tool == "gensim":

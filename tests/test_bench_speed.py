@@ -33,7 +33,7 @@ def test_command_lines(bs, tmp_path):
     cmd, vec = bs.command("sgjax", "sg-hs", corpus, 2, str(tmp_path), args)
     joined = " ".join(cmd)
     assert "model.output=hierarchical" in joined and "model.architecture=skipgram" in joined
-    assert "data.corpus=given.txt.xz" in joined and "train.seed=2" in joined
+    assert "data.corpus=plain.txt" in joined and "train.seed=2" in joined  # as the anchors
     assert "train.epochs=5" in joined and "train.dtype=float32" in joined
     assert vec.endswith("vectors.bin")
     cmd, _ = bs.command("sgjax", "sg-sampled", corpus, 0, str(tmp_path), args)
