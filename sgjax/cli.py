@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
+import logging
 import os
 import signal
 import sys
+import threading
+from typing import NoReturn
 
 # name -> (module under sgjax.commands, one-line help). Each module keeps its heavy imports
 # inside run(), so `sgjax --help` stays fast.
@@ -122,5 +126,24 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
+def run() -> NoReturn:
+    """The ``sgjax`` command (and ``python -m sgjax.cli``): :func:`main`, then the process
+    ends without Python's teardown of its modules, ~0.2 s of every run once JAX is loaded
+    (measured: 0.21 s from main's return to the exit, 0.01 s this way). Output is flushed,
+    the other threads that Python would wait for are waited for and the atexit handlers
+    (JAX's among them) run first, as at a normal exit; every file is closed before main
+    returns."""
+    code = main()
+    for t in threading.enumerate():
+        if t is not threading.main_thread() and not t.daemon:
+            t.join()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, a closed stream
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
