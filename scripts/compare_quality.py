@@ -76,6 +76,12 @@ def model_choice(model: str) -> tuple[str, str]:
     return {"sg": "skipgram", "cbow": "cbow"}[arch], OUTPUTS.get(output, output)
 
 
+#: the command a user runs: the ``sgjax`` script of this interpreter's environment (as
+#: ``pip install`` made it), else the module
+_SCRIPT = Path(sys.executable).with_name("sgjax")
+SGJAX = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "sgjax.cli"]
+
+
 def sgjax_cmd(
     model: str, corpus: str, seed: int, epochs: int, out: str, extra: list[str]
 ) -> list[str]:
@@ -84,7 +90,7 @@ def sgjax_cmd(
     sets = [f"model.architecture={arch}", f"model.output={output}", f"data.corpus={corpus}"]
     sets += [f"train.seed={seed}", f"train.epochs={epochs}", *extra]
     setting = [a for k in sets for a in ("--set", k)]
-    return [sys.executable, "-m", "sgjax.cli", "train", *setting, "--quiet", "--out", out]
+    return [*SGJAX, "train", *setting, "--quiet", "--out", out]
 
 
 def gensim_kwargs(model: str, seed: int, epochs: int, workers: int) -> dict[str, Any]:

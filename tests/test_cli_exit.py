@@ -10,7 +10,9 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "sgjax.cli", *args]
+    """The ``sgjax`` console script's entry point (``sgjax.cli:run``) with ``args``."""
+    code = f"import sys; from sgjax.cli import run; sys.argv = ['sgjax', *{list(args)!r}]; run()"
+    cmd = [sys.executable, "-c", code]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
 
 
