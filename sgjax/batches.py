@@ -40,23 +40,18 @@ and stack several batches per compiled call.
 from __future__ import annotations
 
 import functools
-import mmap
-import os
 from collections.abc import Iterator
 
 import numpy as np
 
 from sgjax.corpus import prefetch
 from sgjax.encode import EncodedCorpus
+from sgjax.sentences import _shuffled_blocks, _stream_blocks, sentence_order
 from sgjax.vocab import Vocab, keep_probs
 
-__all__ = ["epoch_batches", "prefetch", "sentence_order"]
+__all__ = ["epoch_batches", "epoch_steps", "prefetch", "sentence_order"]
 
 DEFAULT_CHUNK_TOKENS = 1 << 16  # tokens per vectorised step (fastest: 2^15..2^18, in cache)
-# The shuffle's random stream, [seed, epoch, _SHUFFLE_TAG], apart from the subsampling and
-# window draws' [seed, epoch].
-_SHUFFLE_TAG = 0x5348554646  # "SHUFF"
-_REMAP_TOKENS = 1 << 20  # tokens a shuffled epoch reads through one mapping of the stream
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,15 +78,7 @@ def _windows(
     b ~ U{1..w} per kept centre, and the context slots ``-w..-1, 1..w`` masked to the kept
     tokens at distance <= b inside the sentence.
     """
-    u = rng.random(tok.size, dtype=np.float32)
-    kidx = np.flatnonzero(u < keep[tok])  # subsampling: positions of the kept tokens
-    klen = np.diff(np.searchsorted(kidx, offs))  # kept tokens per sentence
-    # A centre has a context word iff its sentence kept >= 2 tokens (b >= 1): drop the rest
-    # before windowing (their removal changes no other window: windows stay in sentences).
-    multi = klen >= 2
-    if not multi.all():
-        kidx = kidx[np.repeat(multi, klen)]
-        klen = klen[multi]
+    kidx, klen, b = _draws(tok, offs, keep, window, rng)
     kt = tok[kidx]
     m = kt.size
     if m == 0:
@@ -102,7 +89,6 @@ def _windows(
     np.cumsum(klen[:-1], out=start[1:])
     p = np.arange(m, dtype=np.int32) - np.repeat(start, klen)  # position in sentence
     rem = np.repeat(klen - 1, klen) - p  # kept tokens after it in its sentence
-    b = rng.integers(1, window + 1, size=m, dtype=np.int32)  # effective window
     code = np.minimum(b, p) * (window + 1) + np.minimum(b, rem)  # (left reach, right reach)
     pad = np.zeros(m + 2 * window, dtype=np.int32)
     pad[window : window + m] = kt
@@ -113,153 +99,24 @@ def _windows(
     return kt, context, mask, kidx, b.astype(np.int8)
 
 
-class _Reader:
-    """Copies of slices of a 1-D array. A memory-mapped ``.npy`` is read with ``os.pread``,
-    so an epoch over a corpus larger than RAM leaves none of it resident in the process
-    (mapped pages, once touched, would count in its RSS until unmapped)."""
-
-    def __init__(self, arr: np.ndarray) -> None:
-        self.arr, self.fd = arr, None
-        if (
-            isinstance(arr, np.memmap)
-            and isinstance(arr.base, mmap.mmap)
-            and arr.filename
-            and arr.flags.c_contiguous
-        ):
-            self.fd = os.open(arr.filename, os.O_RDONLY)
-            self.start, self.item = int(arr.offset), arr.dtype.itemsize
-
-    def __call__(self, a: int, z: int) -> np.ndarray:
-        if self.fd is None:
-            return np.array(self.arr[a:z])
-        n = (z - a) * self.item
-        parts, got = [], 0
-        while got < n:
-            part = os.pread(self.fd, n - got, self.start + a * self.item + got)
-            if not part:
-                raise OSError(f"{self.arr.filename} is shorter than its header says")
-            parts.append(part)
-            got += len(part)
-        return np.frombuffer(b"".join(parts) if len(parts) > 1 else parts[0], self.arr.dtype)
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def _blocks(
-    offsets: _Reader, n_sentences: int, chunk_tokens: int
-) -> Iterator[tuple[int, np.ndarray]]:
-    """Consecutive blocks of whole sentences of about ``chunk_tokens`` tokens (at least one
-    sentence): ``(first token, the block's sentence offsets from 0)``. Reads the offsets
-    in windows sized to the blocks."""
-    j, w = 0, 1024
-    while j < n_sentences:
-        win = offsets(j, min(n_sentences, j + w) + 1)
-        k = int(np.searchsorted(win, win[0] + chunk_tokens, side="right")) - 1
-        if k == win.size - 1 and j + k < n_sentences:  # the block may go on: read more
-            w *= 2
-            continue
-        k = max(k, 1)
-        yield int(win[0]), win[: k + 1] - win[0]
-        j += k
-        w = max(1024, 2 * k)
-
-
-def sentence_order(n_sentences: int, seed: int, epoch: int) -> np.ndarray:
-    """The order in which a shuffled epoch reads the sentences: a permutation of
-    ``0..n_sentences-1`` (int32, int64 from 2^31 sentences), a function of ``(seed, epoch)``
-    drawn from its own random stream."""
-    perm = np.arange(n_sentences, dtype=np.int32 if n_sentences < 2**31 else np.int64)
-    np.random.default_rng([seed, epoch, _SHUFFLE_TAG]).shuffle(perm)
-    return perm
-
-
-class _Gather:
-    """The elements of a 1-D array at index arrays. A memory-mapped ``.npy`` is read through
-    a private read-only mapping of its file, dropped after every ``_REMAP_TOKENS`` elements
-    read and at :meth:`close`, so that (as with :class:`_Reader`) a shuffled epoch over a
-    corpus larger than RAM does not leave the pages it touched resident in the process."""
-
-    def __init__(self, arr: np.ndarray) -> None:
-        self.arr, self.file, self.view, self.read = arr, None, None, 0
-        if (
-            isinstance(arr, np.memmap)
-            and isinstance(arr.base, mmap.mmap)
-            and arr.filename
-            and arr.flags.c_contiguous
-            and arr.size
-        ):
-            self.file = (arr.filename, arr.dtype, int(arr.offset), arr.shape)
-
-    def __call__(self, idx: np.ndarray) -> np.ndarray:
-        if self.file is None:
-            return self.arr[idx]
-        if self.view is None:
-            name, dtype, offset, shape = self.file
-            self.view = np.memmap(name, dtype=dtype, mode="r", offset=offset, shape=shape)
-        out = np.asarray(self.view[idx])  # fancy indexing: a copy
-        self.read += idx.size
-        if self.read >= _REMAP_TOKENS:
-            self.close()
-        return out
-
-    def close(self) -> None:
-        self.view, self.read = None, 0  # unmapped with its last reference
-
-
-def _stream_blocks(
-    encoded: EncodedCorpus, chunk_tokens: int
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """The sequential epoch's blocks of whole sentences, in the file's order: ``(stream
-    position of the block's first token, its tokens, its sentence offsets from 0)``."""
-    tokens, offsets = _Reader(encoded.tokens), _Reader(encoded.offsets)
-    try:
-        for a, offs in _blocks(offsets, encoded.n_sentences, chunk_tokens):
-            yield a, tokens(a, a + int(offs[-1])), offs
-    finally:
-        tokens.close()
-        offsets.close()
-
-
-def _shuffled_blocks(
-    encoded: EncodedCorpus, order: np.ndarray, chunk_tokens: int
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """Blocks of whole sentences taken in ``order`` (sentence ids), cut as :func:`_blocks`
-    cuts the file (at most ``chunk_tokens`` tokens, at least one sentence): ``(position of
-    the block's first token in the permuted stream, its tokens, its sentence offsets from
-    0)``. Reads the whole offsets array once; gathers each block's tokens by fancy
-    indexing (one index per token)."""
-    n = encoded.n_sentences
-    reader = _Reader(encoded.offsets)
-    try:
-        bounds = reader(0, n + 1)
-    finally:
-        reader.close()
-    tokens = _Gather(encoded.tokens)
-    try:
-        a, j, w = 0, 0, 1024
-        while j < n:
-            ids = order[j : j + w]
-            starts = bounds[ids]
-            lens = bounds[ids + 1] - starts
-            ends = np.cumsum(lens)
-            k = int(np.searchsorted(ends, chunk_tokens, side="right"))
-            if k == ids.size and j + k < n:  # the block may go on: take more sentences
-                w *= 2
-                continue
-            k = max(k, 1)
-            offs = np.zeros(k + 1, np.int64)
-            offs[1:] = ends[:k]
-            m = int(offs[-1])
-            idx = np.repeat(starts[:k] - offs[:-1], lens[:k]) + np.arange(m, dtype=np.int64)
-            yield a, tokens(idx), offs
-            a += m
-            j += k
-            w = max(1024, 2 * k)
-    finally:
-        tokens.close()
+def _draws(
+    tok: np.ndarray, offs: np.ndarray, keep: np.ndarray, window: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One block's random draws, in order: subsampling (the kept positions and their count
+    per sentence, sentences left with fewer than 2 dropped: their centres have no context),
+    then b ~ U{1..w} per kept centre (int32; none drawn when none is kept)."""
+    u = rng.random(tok.size, dtype=np.float32)
+    kidx = np.flatnonzero(u < keep[tok])  # subsampling: positions of the kept tokens
+    klen = np.diff(np.searchsorted(kidx, offs))  # kept tokens per sentence
+    # A centre has a context word iff its sentence kept >= 2 tokens (b >= 1): drop the rest
+    # before windowing (their removal changes no other window: windows stay in sentences).
+    multi = klen >= 2
+    if not multi.all():
+        kidx = kidx[np.repeat(multi, klen)]
+        klen = klen[multi]
+    if kidx.size == 0:
+        return kidx, klen, np.zeros(0, np.int32)
+    return kidx, klen, rng.integers(1, window + 1, size=kidx.size, dtype=np.int32)
 
 
 def _pad_rows(parts: list[dict[str, np.ndarray]], B: int) -> dict[str, np.ndarray]:
@@ -301,19 +158,7 @@ def epoch_batches(
     its group's queue until every group can fill its share of a batch, so the order
     departs from the stream's by a few batches at most; the last batches of the epoch are
     padded per group. ``batch_size`` must be a multiple of ``window``."""
-    if not 1 <= window <= 127:
-        raise ValueError(f"window must be in 1..127, got {window}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if window_buckets and batch_size % window:
-        raise ValueError(
-            f"window_buckets needs batch_size to be a multiple of window={window}, got {batch_size}"
-        )
-    if encoded.vocab_size and encoded.vocab_size != len(vocab):
-        raise ValueError(
-            f"the corpus was encoded with a vocabulary of {encoded.vocab_size} words, "
-            f"not this one of {len(vocab)}"
-        )
+    _check(encoded, vocab, window, batch_size, window_buckets)
     blocks = _example_blocks(encoded, vocab, window, sample, seed, epoch, chunk_tokens, shuffle)
     assemble = _bucketed if window_buckets else _sequential
     batches = assemble(blocks, batch_size, window)
@@ -342,6 +187,76 @@ def _empty_rows(window: int) -> dict[str, np.ndarray]:
     }
 
 
+def epoch_steps(
+    encoded: EncodedCorpus,
+    vocab: Vocab,
+    *,
+    window: int,
+    sample: float,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    chunk_tokens: int = DEFAULT_CHUNK_TOKENS,
+    window_buckets: bool = False,
+    shuffle: bool = False,
+) -> int:
+    """How many batches :func:`epoch_batches` yields with the same arguments, from the same
+    random draws, without building the examples: the kept centres counted by effective
+    window (a schedule's length, sgjax.examples)."""
+    _check(encoded, vocab, window, batch_size, window_buckets)
+    keep, rng, blocks = _epoch_blocks(encoded, vocab, sample, seed, epoch, chunk_tokens, shuffle)
+    per_b = np.zeros(window + 1, np.int64)  # kept centres with a context, by window b
+    try:
+        for _, tok, offs in blocks:
+            per_b += np.bincount(_draws(tok, offs, keep, window, rng)[2], minlength=window + 1)
+    finally:
+        blocks.close()
+    if window_buckets:  # _bucketed: full batches while every queue fills its share, then
+        share = batch_size // window  # the leftovers, padded
+        full = int(per_b[1:].min()) // share
+        n = full + -(-int((per_b[1:] - full * share).max()) // share)
+    else:
+        n = -(-int(per_b.sum()) // batch_size)
+    return max(n, 1)  # (no example at all: one padded batch)
+
+
+def _check(
+    encoded: EncodedCorpus, vocab: Vocab, window: int, batch_size: int, window_buckets: bool
+) -> None:
+    if not 1 <= window <= 127:
+        raise ValueError(f"window must be in 1..127, got {window}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if window_buckets and batch_size % window:
+        raise ValueError(
+            f"window_buckets needs batch_size to be a multiple of window={window}, got {batch_size}"
+        )
+    if encoded.vocab_size and encoded.vocab_size != len(vocab):
+        raise ValueError(
+            f"the corpus was encoded with a vocabulary of {encoded.vocab_size} words, "
+            f"not this one of {len(vocab)}"
+        )
+
+
+def _epoch_blocks(
+    encoded: EncodedCorpus,
+    vocab: Vocab,
+    sample: float,
+    seed: int,
+    epoch: int,
+    chunk_tokens: int,
+    shuffle: bool,
+) -> tuple[np.ndarray, np.random.Generator, Iterator]:
+    """An epoch's keep probabilities, random generator (subsampling and windows) and
+    blocks of whole sentences (the file's order, or with ``shuffle`` the permuted one)."""
+    keep = keep_probs(vocab, sample).astype(np.float32)
+    rng = np.random.default_rng([seed, epoch])  # subsampling and windows, shuffled or not
+    if shuffle:
+        order = sentence_order(encoded.n_sentences, seed, epoch)
+        return keep, rng, _shuffled_blocks(encoded, order, chunk_tokens)
+    return keep, rng, _stream_blocks(encoded, chunk_tokens)
+
+
 def _example_blocks(
     encoded: EncodedCorpus,
     vocab: Vocab,
@@ -356,13 +271,7 @@ def _example_blocks(
     file's, or with ``shuffle`` the permuted stream of :func:`sentence_order`): rows
     ``center``, ``context``, ``mask``, ``words`` (the tokens from after the previous centre
     to this one) and ``b`` (the effective window)."""
-    keep = keep_probs(vocab, sample).astype(np.float32)
-    rng = np.random.default_rng([seed, epoch])  # subsampling and windows, shuffled or not
-    if shuffle:
-        order = sentence_order(encoded.n_sentences, seed, epoch)
-        blocks = _shuffled_blocks(encoded, order, chunk_tokens)
-    else:
-        blocks = _stream_blocks(encoded, chunk_tokens)
+    keep, rng, blocks = _epoch_blocks(encoded, vocab, sample, seed, epoch, chunk_tokens, shuffle)
     last_end = 0  # stream position after the previous centre
     try:
         for a, tok, offs in blocks:

@@ -42,8 +42,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgjax.batches import _shuffled_blocks, _stream_blocks, sentence_order
 from sgjax.encode import EncodedCorpus
+from sgjax.sentences import _shuffled_blocks, _stream_blocks, sentence_order
 from sgjax.train import TrainState, train_step
 
 __all__ = ["chunk_batches", "chunk_step", "chunk_step_jit", "epoch_chunks", "windows"]

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from sgjax import device_examples
-from sgjax.batches import epoch_batches
+from sgjax.batches import epoch_batches, epoch_steps
 from sgjax.config import Config
 from sgjax.train import train_step_jit
 from sgjax.vocab import Vocab, keep_probs
@@ -33,18 +33,19 @@ class ExampleSource(NamedTuple):
     steps_per_epoch: Callable[[Config, Vocab, Any, dict], int]  # seed 0's, epoch 0
 
 
-def _host_epoch(cfg: Config, vocab: Vocab, encoded: Any, epoch: int) -> Iterator[dict]:
-    return epoch_batches(
-        encoded,
-        vocab,
+def _host_args(cfg: Config) -> dict:
+    return dict(
         window=cfg.model.window,
         sample=cfg.data.sample,
         batch_size=cfg.train.batch_size,
         seed=cfg.train.seed,
-        epoch=epoch,
         window_buckets=cfg.train.window_buckets,
         shuffle=cfg.data.shuffle,
     )
+
+
+def _host_epoch(cfg: Config, vocab: Vocab, encoded: Any, epoch: int) -> Iterator[dict]:
+    return epoch_batches(encoded, vocab, epoch=epoch, **_host_args(cfg))
 
 
 def _device_epoch(cfg: Config, vocab: Vocab, encoded: Any, epoch: int) -> Iterator[dict]:
@@ -75,8 +76,8 @@ SOURCES: dict[str, ExampleSource] = {
         per_call=lambda cfg: cfg.train.steps_per_call,
         step=train_step_jit,
         tables=lambda cfg, vocab: {},
-        steps_per_epoch=lambda cfg, vocab, enc, tables: sum(
-            1 for _ in _host_epoch(_seed0(cfg), vocab, enc, 0)
+        steps_per_epoch=lambda cfg, vocab, enc, tables: epoch_steps(
+            enc, vocab, epoch=0, **_host_args(_seed0(cfg))
         ),
     ),
     "device": ExampleSource(

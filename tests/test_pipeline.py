@@ -15,7 +15,7 @@ import pytest
 from cases import tiered
 from scipy import stats as sps
 
-from sgjax.batches import _mask_table, epoch_batches
+from sgjax.batches import _mask_table, epoch_batches, epoch_steps
 from sgjax.corpus import CorpusStats, token_spans
 from sgjax.encode import EncodedCorpus, _ByteLookup, encode_corpus
 from sgjax.gradcheck import toy_vocab
@@ -448,6 +448,31 @@ def test_vocab_mismatch_is_an_error():
     small = Vocab(("a",), np.array([1]))
     with pytest.raises(ValueError, match="encoded with a vocabulary"):
         run_epoch(enc, small)
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize(
+    ("window", "batch_size", "buckets"), [(1, 1, False), (3, 16, False), (5, 7, False),
+                                          (2, 4, True), (5, 20, True), (3, 300, True)]
+)  # fmt: skip
+@pytest.mark.parametrize("sample", [0.0, 1e-2])
+def test_epoch_steps_counts_the_batches(shuffle, window, batch_size, buckets, sample):
+    """epoch_steps (the schedule's length) = the batches epoch_batches yields, for the
+    same draws: subsampling, windows, buckets, shuffled order, across epochs and seeds."""
+    enc, vocab = zipf_stream(3, 6003, 200, 9)
+    for seed, epoch, chunk in [(0, 0, 1 << 16), (1, 2, 50), (2, 1, 7)]:
+        kw = dict(window=window, batch_size=batch_size, window_buckets=buckets, shuffle=shuffle)
+        kw.update(sample=sample, seed=seed, epoch=epoch, chunk_tokens=chunk)
+        assert epoch_steps(enc, vocab, **kw) == len(run_epoch(enc, vocab, **kw)), (seed, epoch)
+
+
+def test_epoch_steps_without_examples_and_bad_arguments():
+    enc = EncodedCorpus.from_sentences([[0], [1], [0]], vocab_size=2)
+    vocab = Vocab(("a", "b"), np.array([2, 1]))
+    kw = dict(window=2, sample=0.0, batch_size=4, seed=0, epoch=0)
+    assert epoch_steps(enc, vocab, **kw) == 1 == len(run_epoch(enc, vocab, **kw))
+    with pytest.raises(ValueError, match="window"):
+        epoch_steps(enc, vocab, **{**kw, "window": 0})
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 from test_pipeline import check_batches, distinct_corpus, run_epoch
 from test_train import tiny_cfg, write_toy_corpus
 
-import sgjax.batches as batches_mod
+import sgjax.sentences as batches_mod
 from sgjax.batches import _shuffled_blocks, _stream_blocks, epoch_batches, sentence_order
 from sgjax.encode import EncodedCorpus
 from sgjax.experiment import _batches, build
