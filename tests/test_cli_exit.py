@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 #: buffered output, as a user's shell gives it (the test environment may set it unbuffered)
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
@@ -53,3 +55,50 @@ def test_threads_and_atexit_handlers_finish_first(tmp_path):
     assert p.returncode == 3 and p.stdout == "unflushed", p.stderr
     assert (tmp_path / "thread").read_text() == "done"
     assert (tmp_path / "atexit").exists()
+
+
+def test_a_thread_pool_left_open_does_not_hang_the_exit():
+    """Thread pools are told to stop as at a normal exit (an idle worker is never joined
+    otherwise: the command would hang)."""
+    script = textwrap.dedent(
+        """
+        import concurrent.futures as cf
+        import sgjax.cli as cli
+
+        POOL = None
+
+        def main():
+            global POOL
+            POOL = cf.ThreadPoolExecutor(2)
+            print(POOL.submit(lambda: 42).result())
+            return 5
+
+        cli.main = main
+        cli.run()
+        """
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert p.returncode == 5 and p.stdout == "42\n", p.stderr
+
+
+def test_output_that_cannot_be_written_is_an_error():
+    """A full disk at the final flush: one line on stderr and exit status 2, not a silent
+    success (a closed pipe, as `| head` leaves it, is not an error)."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    code = "import sys; from sgjax.cli import run; sys.argv = ['sgjax', 'config']; run()"
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(
+            [sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, text=True,
+            timeout=120, env=ENV,
+        )  # fmt: skip
+    assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
+    assert "No space left on device" in p.stderr
+    piped = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV
+    )
+    piped.stdout.close()  # the reader is gone before the output is flushed
+    _, err = piped.communicate(timeout=120)
+    assert piped.returncode == 0 and err == b"", err
