@@ -118,7 +118,3 @@ def _chunk(block: np.ndarray) -> list[bytes]:
         rows.append(flat[start : end - 1] if good else _python(block[i]))
         start = end
     return rows
-
-
-#: "000" .. "999" as the first 3 bytes of a uint32
-_TRIPLES = np.frombuffer(b"".join(b"%03d\0" % i for i in range(1000)), np.uint32)

@@ -63,6 +63,25 @@ def test_tables_are_stored_uncompressed_and_restored(tmp_path):
     jax.tree.map(np.testing.assert_array_equal, got, zeros)
 
 
+def test_checkpoints_written_compressed_are_restored(tmp_path, monkeypatch):
+    """Runs checkpointed before the tables were stored uncompressed (orbax's zstd) resume."""
+    from orbax.checkpoint._src.handlers import pytree_checkpoint_handler as handlers
+
+    class Compressing(handlers.PyTreeCheckpointHandler):
+        def __init__(self, **kw):
+            super().__init__(**{**kw, "use_compression": True})
+
+    with monkeypatch.context() as m:
+        m.setattr(handlers, "PyTreeCheckpointHandler", Compressing)
+        zeros = {"W": np.zeros((2000, 100), np.float32)}
+        path = checkpoint.save(tmp_path, zeros, {"step": 1, "epoch": 0})
+    stored = sum(f.stat().st_size for f in (path / "state").rglob("*") if f.is_file())
+    assert stored < zeros["W"].nbytes / 10  # compressed
+    got, meta = checkpoint.restore(path, {"W": np.ones((2000, 100), np.float32)})
+    np.testing.assert_array_equal(got["W"], zeros["W"])
+    assert meta["step"] == 1 and checkpoint.verify(path) is None
+
+
 @pytest.mark.parametrize("keep", [1, 2, 3])
 def test_newest_wins_and_old_are_pruned(tmp_path, keep):
     for step in (1, 2, 3, 4, 5):
