@@ -2,12 +2,13 @@
 every model, each tool in its own process, alternating.
 
 Every run trains one model (``--models``) on one corpus, every tool reading the same
-plain-text file (a compressed corpus is decompressed first), with word2vec.c's settings (dim 100,
-window 5, sample 1e-3, min_count 5, ``--epochs``), the same as ``compare_quality.py``
-(whose command lines this script uses): sgjax runs ``sgjax train`` from its defaults plus
-the model choice; gensim 4 ``Word2Vec(corpus_file=..., workers=2)``; fastText ``-minn 0
--maxn 0 -thread 2``; the C tool ``-threads 2``. The order of the tools rotates from one run to
-the next (``--repeats``; the slow anchors run ``--anchor-repeats`` times), so a noisy
+plain-text file (a compressed corpus is decompressed first), with word2vec.c's settings
+(dim 100, window 5, sample 1e-3, min_count 5, ``--epochs``), the same as
+``compare_quality.py`` (whose command builders this script uses; sgjax gets the plain text
+here too): sgjax runs ``sgjax train`` from its defaults plus the model choice; gensim 4
+``Word2Vec(corpus_file=..., workers=2)``; fastText ``-minn 0 -maxn 0 -thread 2``; the C
+tool ``-threads 2``. The order of the tools rotates from one run to the next
+(``--repeats``; the slow anchors run ``--anchor-repeats`` times), so a noisy
 machine slows all alike. Two times per run:
 
 - ``wall_s``: the whole process, from its start to its exit (vocabulary, encoding, JAX

@@ -76,10 +76,17 @@ def model_choice(model: str) -> tuple[str, str]:
     return {"sg": "skipgram", "cbow": "cbow"}[arch], OUTPUTS.get(output, output)
 
 
-#: the command a user runs: the ``sgjax`` script of this interpreter's environment (as
-#: ``pip install`` made it), else the module
-_SCRIPT = Path(sys.executable).with_name("sgjax")
-SGJAX = [str(_SCRIPT)] if _SCRIPT.is_file() else [sys.executable, "-m", "sgjax.cli"]
+def _user_command() -> list[str]:
+    """The command a user runs: the ``sgjax`` script of this interpreter's environment (as
+    ``pip install`` made it, next to the interpreter), else the module."""
+    if sys.executable:
+        script = Path(sys.executable).with_name("sgjax")
+        if script.is_file():
+            return [str(script)]
+    return [sys.executable or "python3", "-m", "sgjax.cli"]
+
+
+SGJAX = _user_command()
 
 
 def sgjax_cmd(

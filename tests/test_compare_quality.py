@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,9 +43,7 @@ def test_settings(cq):
 
 def test_sgjax_command_sets_only_the_model_choice(cq):
     cmd = cq.sgjax_cmd("cbow-hs", "c.txt", 2, 1, "out", ["train.batch_size=64"])
-    script = Path(sys.executable).with_name("sgjax")  # the user's command where installed
     assert cmd[: len(cq.SGJAX) + 1] == [*cq.SGJAX, "train"]
-    assert cq.SGJAX == ([str(script)] if script.is_file() else [sys.executable, "-m", "sgjax.cli"])
     sets = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--set"]
     assert sets == [
         "model.architecture=cbow",
@@ -112,3 +111,15 @@ def test_earlier_records_join_the_summary(cq, tmp_path):
 
 def _spread(cq, a: float, r: float) -> dict:
     return {"analogy": cq.spread([a]), "wordsim_spearman": cq.spread([r])}
+
+
+def test_the_sgjax_command_is_the_users_and_runs(cq):
+    """The venv's ``sgjax`` script where pip made one (the console script's exit), and it
+    runs this checkout's code."""
+    script = Path(sys.executable).with_name("sgjax")
+    if script.is_file():
+        assert cq.SGJAX == [str(script)]
+    p = subprocess.run(
+        [*cq.SGJAX, "config", "--set", "model.dim=7"], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 0 and "  dim: 7\n" in p.stdout, p.stderr
