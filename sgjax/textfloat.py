@@ -27,7 +27,7 @@ _INTEGER, _FRACTION = 9, 12  # digit columns before and after the point: 1e8 .. 
 _POW10_K = 10.0 ** np.arange(_FRACTION + 1)
 _WIDTH = 1 + _INTEGER + 1 + _FRACTION + 1  # sign, integer digits, point, fraction, separator
 _CHUNK_VALUES = 1 << 16  # values formatted at a time (arrays of ~1.5 MB)
-_ZERO, _DOT, _MINUS, _SPACE, _NEWLINE = b"0.- \n"
+_ZERO, _DOT, _MINUS, _SPACE = b"0.- "
 
 
 def format_rows(matrix: np.ndarray) -> list[bytes]:
@@ -84,13 +84,13 @@ def _chunk(block: np.ndarray) -> list[bytes]:
     e = _LOW - 1 + np.searchsorted(_POW10, a, side="right")
     fixed = (e >= _LOW) & (e <= _HIGH)
     ok = fixed | (a == 0)
-    k = np.where(fixed, _HIGH - e, 0)  # the digits after the point, before zeros are cut
+    k = np.where(fixed, _HIGH - e, 0)  # the digits after the point (0..12), zeros not cut
     m = np.where(fixed, np.rint(a * _POW10_K[k]), 0.0)  # the 9 significant digits
     # integer part and fraction (both exact: m / 10**k is at least 1e-9 of itself away
     # from any integer it is not), the fraction as 12 digits after the point
-    scale = _POW10_K[np.maximum(k, 0)]
+    scale = _POW10_K[k]
     whole = np.floor(m / scale)
-    frac = (m - whole * scale) * _POW10_K[_FRACTION - np.maximum(k, 0)]
+    frac = (m - whole * scale) * _POW10_K[_FRACTION - k]
 
     # one row per character position (contiguous writes), one column per value
     out = np.empty((_WIDTH, x.size), np.uint8)
@@ -107,8 +107,7 @@ def _chunk(block: np.ndarray) -> list[bytes]:
     _write_digits(high.astype(np.uint32), out[point + 1 : mid], keep[point + 1 : mid], seen)
     out[point] = _DOT
     keep[point] = frac > 0
-    out[-1] = _SPACE
-    out[-1].reshape(block.shape)[:, -1] = _NEWLINE  # the end of each row's last value
+    out[-1] = _SPACE  # after every value; a row's last one is cut off below
     keep[-1] = True
     flat = out.T[keep.T].tobytes()
     ends = np.cumsum(keep.sum(axis=0).reshape(block.shape).sum(axis=1))
