@@ -11,11 +11,19 @@ import pytest
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _python(code: str, **kw) -> subprocess.CompletedProcess:
+    """``python -c code`` with buffered output (``kw``: subprocess.run's, default captured)."""
+    kw = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "timeout": 120, **kw}
+    return subprocess.run([sys.executable, "-c", code], text=True, env=ENV, **kw)
+
+
+def _cli_code(*args: str) -> str:
     """The ``sgjax`` console script's entry point (``sgjax.cli:run``) with ``args``."""
-    code = f"import sys; from sgjax.cli import run; sys.argv = ['sgjax', *{list(args)!r}]; run()"
-    cmd = [sys.executable, "-c", code]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
+    return f"import sys; from sgjax.cli import run; sys.argv = ['sgjax', *{list(args)!r}]; run()"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return _python(_cli_code(*args))
 
 
 def test_piped_output_and_exit_codes():
@@ -49,9 +57,7 @@ def test_threads_and_atexit_handlers_finish_first(tmp_path):
         cli.run()
         """
     )
-    p = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=ENV
-    )
+    p = _python(script, timeout=60)
     assert p.returncode == 3 and p.stdout == "unflushed", p.stderr
     assert (tmp_path / "thread").read_text() == "done"
     assert (tmp_path / "atexit").exists()
@@ -77,9 +83,7 @@ def test_a_thread_pool_left_open_does_not_hang_the_exit():
         cli.run()
         """
     )
-    p = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=ENV
-    )
+    p = _python(script, timeout=60)
     assert p.returncode == 5 and p.stdout == "42\n", p.stderr
 
 
@@ -88,12 +92,9 @@ def test_output_that_cannot_be_written_is_an_error():
     success (a closed pipe, as `| head` leaves it, is not an error)."""
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
-    code = "import sys; from sgjax.cli import run; sys.argv = ['sgjax', 'config']; run()"
+    code = _cli_code("config")
     with open("/dev/full", "w") as full:
-        p = subprocess.run(
-            [sys.executable, "-c", code], stdout=full, stderr=subprocess.PIPE, text=True,
-            timeout=120, env=ENV,
-        )  # fmt: skip
+        p = _python(code, stdout=full)
     assert p.returncode == 2 and p.stderr.count("\n") == 1, p.stderr
     assert "No space left on device" in p.stderr
     piped = subprocess.Popen(
