@@ -280,8 +280,11 @@ struct Step {
     if (static_cast<int64_t>(todo.size()) < B * (C + S)) todo.resize(B * (C + S));
     int64_t T = 0;  // (indexed writes: push_back was ~5 % of perf's samples of the kernel)
     const bool damp_w = damp && mode == 0;  // CBOW's W rows: undamped
+    // the tables this part updates (with two parts or more, one each: the other's entries
+    // are not even looked at, as checking them all was a fixed cost that each part paid)
+    const bool any_w = parts == 1 || part % 2 == 0, any_wo = parts == 1 || part % 2 == 1;
     for (int64_t b = 0; b < B; ++b) {
-      for (int64_t j = 0; j < C; ++j) {
+      for (int64_t j = 0; any_w && j < C; ++j) {
         const int32_t r = ctx[b * C + j];
         if (!real(b, j) || !owns(0, r, part, parts)) continue;
         const int64_t g = b * gw_rows + (mode == 0 ? j : 0);
@@ -289,7 +292,7 @@ struct Step {
         if (x) *x += lr * kW[g];
         todo[T++] = {w + static_cast<int64_t>(r) * N, gW + g * N, scale_w, x};
       }
-      for (int64_t s = 0; s < S; ++s) {
+      for (int64_t s = 0; any_wo && s < S; ++s) {
         const int32_t r = rows[b * S + s];
         if (!use(b, s) || !owns(1, r, part, parts)) continue;
         float* x = damp ? xWo + r : nullptr;
