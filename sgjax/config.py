@@ -288,7 +288,14 @@ class TrainConfig:
         Gradients.explicit, "explicit (the paper's rules) | autodiff (jax.grad)"
     )
     checkpoint_every_steps: int = option(
-        0, "checkpoint every this many steps; 0 = at the end of each epoch only"
+        0, "also checkpoint every this many steps; 0 = not by steps (see checkpoint_every_seconds)"
+    )
+    checkpoint_every_seconds: float = option(
+        300.0,
+        "crash recovery: a checkpoint at the first epoch end or call boundary this many seconds "
+        "of training after the previous one; the last epoch's end always writes one (as Ctrl-C "
+        "and SIGTERM do), so a run shorter than this writes one, at its end. 0 = at every "
+        "epoch's end and none between (the rule before this key)",
     )
     keep_checkpoints: int = option(
         2,

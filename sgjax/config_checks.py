@@ -168,7 +168,12 @@ def validate(cfg: Config, where: dict[str, str], source: str) -> Config:
     check(
         t.checkpoint_every_steps >= 0,
         "train.checkpoint_every_steps",
-        "must be >= 0 (0 = per epoch)",
+        "must be >= 0 (0 = not by steps)",
+    )
+    check(
+        math.isfinite(t.checkpoint_every_seconds) and t.checkpoint_every_seconds >= 0,
+        "train.checkpoint_every_seconds",
+        "must be a finite number >= 0 (0 = at every epoch's end)",
     )
     check(
         t.keep_checkpoints >= 1,

@@ -379,8 +379,8 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
             "fingerprint": fp,
         }
 
-    # epoch and N-step checkpoints are written while training goes on (one device, one
-    # process); an interrupt's is complete before the run stops
+    # epoch, N-step and timed checkpoints are written while training goes on (one device,
+    # one process); an interrupt's is complete before the run stops
     saver = None
     if out is not None:
         saver = checkpoint.Saver(
@@ -389,6 +389,12 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
             keep=cfg.train.keep_checkpoints,
             keep_epochs=cfg.train.keep_epoch_checkpoints,
         )
+    # by time (train.checkpoint_every_seconds), except where every epoch's end is wanted
+    # (train.keep_epoch_checkpoints), or where the processes must agree on when to write
+    # (several processes: their clocks would not)
+    checkpoint_seconds = cfg.train.checkpoint_every_seconds
+    if cfg.train.keep_epoch_checkpoints or jax.process_count() > 1:
+        checkpoint_seconds = 0.0
 
     def on_checkpoint(state: TrainState | None, why: str):
         if saver is None:
@@ -396,7 +402,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
         with clock("checkpoint"):
             if state is None:  # the newest complete one
                 return saver.wait()
-            return saver.save(state, meta_of(state), wait=why not in ("epoch", "steps"))
+            return saver.save(state, meta_of(state), wait=why not in ("epoch", "steps", "time"))
 
     def on_log(state: TrainState, m: dict) -> None:
         record("log", state, {**m, "words_total": meta_of(state)["words_total"]})
@@ -425,6 +431,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
                 epochs=cfg.train.epochs,
                 steps_per_call=examples.source(cfg).per_call(cfg),
                 checkpoint_every_steps=cfg.train.checkpoint_every_steps,
+                checkpoint_every_seconds=checkpoint_seconds,
                 log_every_steps=cfg.train.log_every_steps,
                 hooks=hooks,
                 step_fn=step_fn,

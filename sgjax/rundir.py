@@ -58,6 +58,7 @@ MAY_CHANGE = (
     "train.keep_checkpoints",
     "train.keep_epoch_checkpoints",
     "train.checkpoint_every_steps",
+    "train.checkpoint_every_seconds",
 )
 SAMPLE_BLOCKS, BLOCK_BYTES = 32, 64 << 10  # plus the first and last MiB
 

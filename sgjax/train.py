@@ -348,6 +348,10 @@ def _stack(group: list[dict], S: int) -> dict:
     return out
 
 
+#: the clock of checkpoint_every_seconds (a module attribute: tests move it by hand)
+_now = time.monotonic
+
+
 @dataclasses.dataclass
 class Hooks:
     """Callbacks of :func:`fit`; each gets the state (on the device) and a metrics dict."""
@@ -367,6 +371,7 @@ def fit(
     epochs: int,
     steps_per_call: int,
     checkpoint_every_steps: int = 0,
+    checkpoint_every_seconds: float = 0.0,
     log_every_steps: int = 0,
     hooks: Hooks | None = None,
     step_fn: Callable | None = None,
@@ -376,10 +381,18 @@ def fit(
     ``epoch_batches(epoch)`` yields the host batches of an epoch (deterministic in the
     epoch); a state restored mid-epoch skips the batches it already applied. ``step_fn``
     (default :data:`train_step_jit`) runs one call, e.g. :meth:`sgjax.sharding.Plan.step`.
+
+    Checkpoints (``hooks.checkpoint``): every ``checkpoint_every_steps`` steps; at the first
+    call boundary or epoch end ``checkpoint_every_seconds`` after the previous one (or the
+    start); at the last epoch's end always; with ``checkpoint_every_seconds`` 0, at every
+    epoch's end. (A checkpoint of a 20 MB state costs ~0.1 s of CPU taken from the steps it
+    runs beside; each epoch's cost 5 % of a realtext-v1 CBOW run: BENCHMARKS.md.)
     """
     hooks = hooks or Hooks()
     step_fn = train_step_jit if step_fn is None else step_fn
     compiled_sizes: set[int] = set()
+    every_s = checkpoint_every_seconds
+    last_ckpt_time = _now()
     with StopFlag() as sigint:
         while int(state.epoch) < epochs:
             epoch = int(state.epoch)
@@ -442,9 +455,12 @@ def fit(
                     )
                     log_loss = log_terms = 0.0
                     last_log_step = step
-                if checkpoint_every_steps and step - last_ckpt_step >= checkpoint_every_steps:
-                    hooks.checkpoint(state, "steps")
-                    last_ckpt_step = step
+                by_steps = bool(checkpoint_every_steps) and (
+                    step - last_ckpt_step >= checkpoint_every_steps
+                )
+                if by_steps or (every_s and _now() - last_ckpt_time >= every_s):
+                    hooks.checkpoint(state, "steps" if by_steps else "time")
+                    last_ckpt_step, last_ckpt_time = step, _now()
                 if sigint.raised:
                     path = hooks.checkpoint(state, "interrupt")
                     why = signal.Signals(sigint.raised).name
@@ -465,6 +481,12 @@ def fit(
                 "first_call_s": first_call[0] if first_call else 0.0,
                 "first_call_words": first_call[1] if first_call else 0,
             }
-            hooks.checkpoint(state, "epoch")  # first: a failing hook loses nothing
+            if (
+                not every_s
+                or int(state.epoch) >= epochs
+                or _now() - last_ckpt_time >= every_s
+            ):
+                hooks.checkpoint(state, "epoch")  # first: a failing hook loses nothing
+                last_ckpt_time = _now()
             hooks.on_epoch_end(state, metrics)
     return state

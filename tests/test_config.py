@@ -61,6 +61,7 @@ def test_defaults_are_skipgram_negative_sampling_in_the_fast_form():
         "float32",
         0,
     )
+    assert t.checkpoint_every_seconds == 300.0  # crash recovery; short runs: one at the end
     # the fast shared-rows form: word2vec.c's orientation, negatives per centre, buckets
     assert (m.skipgram_input, m.shared_negatives, t.batch_size, t.window_buckets) == (
         "context",
@@ -473,6 +474,12 @@ BAD = {
     "zero scan": (None, ["train.steps_per_call=0"], ["train.steps_per_call must be >= 1"]),
     "negative seed": (None, ["train.seed=-1"], ["train.seed must be in"]),
     "negative checkpoint": (None, ["train.checkpoint_every_steps=-1"], ["checkpoint_every"]),
+    "negative seconds": (
+        None,
+        ["train.checkpoint_every_seconds=-1"],
+        ["train.checkpoint_every_seconds must be a finite number >= 0"],
+    ),
+    "nan seconds": (None, ["train.checkpoint_every_seconds=.nan"], ["finite number >= 0"]),
     "negative log": (None, ["train.log_every_steps=-5"], ["train.log_every_steps must be"]),
     "zero restrict": (None, ["eval.restrict_vocab=0"], ["eval.restrict_vocab must be >= 1"]),
     "eval number": (None, ["eval.analogies=3"], ["eval.analogies", "false (skip)"]),

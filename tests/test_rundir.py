@@ -33,9 +33,10 @@ def corpus(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def finished(corpus, tmp_path_factory) -> Path:
-    """A finished two-epoch run (copied by the tests that damage it)."""
+    """A finished two-epoch run with a checkpoint at each epoch's end (copied by the tests
+    that damage it)."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    train(tiny_cfg(corpus), out, progress=False)
+    train(tiny_cfg(corpus, "train.checkpoint_every_seconds=0"), out, progress=False)
     return out
 
 

@@ -305,7 +305,7 @@ def test_background_checkpoints_hold_the_state_they_were_given(corpus, tmp_path)
     """Epoch checkpoints are written in a thread while the next epoch updates the tables in
     place (donated buffers, the fused kernel): resuming from the first epoch's must give
     the uninterrupted run's vectors."""
-    cfg = tiny_cfg(corpus, "train.epochs=2")
+    cfg = tiny_cfg(corpus, "train.epochs=2", "train.checkpoint_every_seconds=0")
     full = train(cfg, tmp_path / "full", progress=False)
     root = tmp_path / "full" / "checkpoints"
     first, last = sorted(p.name for p in root.glob("step_*"))  # kept: the newest 2
@@ -315,6 +315,51 @@ def test_background_checkpoints_hold_the_state_they_were_given(corpus, tmp_path)
     again = train(None, tmp_path / "full", resume=True, progress=False)
     for k in ("W", "W_out"):
         np.testing.assert_array_equal(params_of(full)[k], params_of(again)[k])
+
+
+@pytest.mark.parametrize("every_s", [0.0, 10.0, 1e9])
+def test_checkpoints_by_time(corpus, monkeypatch, every_s):
+    """train.checkpoint_every_seconds: a checkpoint at the first call boundary or epoch end
+    that many seconds after the previous one, always one at the last epoch's end; 0: one at
+    every epoch's end. The clock moves 4 s a call."""
+    from sgjax import train as train_mod
+
+    cfg = tiny_cfg(corpus, "train.epochs=3")
+    run = build(cfg)
+    now = {"t": 0.0}
+    monkeypatch.setattr(train_mod, "_now", lambda: now["t"])
+    saved, boundaries = [], []
+
+    def progress(words, m):  # once per call
+        now["t"] += 4.0
+        boundaries.append(now["t"])
+
+    def save(state, why):
+        saved.append((why, int(state.epoch), int(state.batch_in_epoch), now["t"]))
+
+    fit(
+        run.state,
+        run.batches,
+        run.tables,
+        run.spec,
+        epochs=3,
+        steps_per_call=4,
+        checkpoint_every_seconds=every_s,
+        hooks=Hooks(checkpoint=save, progress=progress),
+    )
+    assert len(boundaries) >= 6, "several calls per epoch"
+    assert saved[-1][:3] == ("epoch", 3, 0)  # the end of the run, always
+    if every_s == 0:
+        assert [s[:3] for s in saved] == [("epoch", e, 0) for e in (1, 2, 3)]
+    elif every_s > boundaries[-1]:
+        assert len(saved) == 1
+    else:
+        assert "time" in {s[0] for s in saved[:-1]}  # mid-epoch
+        # each at the first boundary due: 10 s after the previous one, not a call later
+        times = [0.0] + [s[3] for s in saved]
+        for before, at in zip(times, times[1:-1]):
+            assert every_s <= at - before < every_s + 4.0
+        assert times[-1] - times[-2] < every_s + 4.0  # and none skipped before the end
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):
