@@ -63,6 +63,10 @@ def yaml_value(value: Any) -> str:
     return json.dumps(value)
 
 
+#: words with a hyphen stay whole ("per-example"): the help is searched for each key's doc
+_WRAP = {"break_on_hyphens": False}
+
+
 def describe_keys(width: int = WIDTH) -> str:
     """The sections and keys of the config with their defaults and docs, wrapped to
     ``width``: the epilog of ``sgjax train --help`` (for RawDescriptionHelpFormatter)."""
@@ -72,10 +76,11 @@ def describe_keys(width: int = WIDTH) -> str:
     lines = [HEADER]
     for k in keys:
         if k.section:
-            lines += ["", textwrap.fill(f"{k.name}: {k.doc}", width, subsequent_indent="  ")]
+            text = f"{k.name}: {k.doc}"
+            lines += ["", textwrap.fill(text, width, subsequent_indent="  ", **_WRAP)]
             continue
         entry = entries[k.name]
-        doc = textwrap.wrap(k.doc, width - column) or [""]
+        doc = textwrap.wrap(k.doc, width - column, **_WRAP) or [""]
         if len(entry) + 2 <= column:
             lines.append(entry.ljust(column) + doc[0])
             doc = doc[1:]

@@ -202,12 +202,16 @@ def _draw_fields(state: TrainState, batch: dict, tables: dict, spec: StepSpec) -
     scan: step number t (``state.step`` counts them) draws with ``fold_in(state.key, t)``, so
     the draws depend on the seed and the step only, not on ``train.steps_per_call``. (One
     batched draw per call: XLA's CPU backend runs threefry as a loop of small kernels, a
-    per-step cost that a small batch would feel.) Inactive steps draw unused numbers."""
+    per-step cost that a small batch would feel.) Inactive steps draw unused numbers.
+    Threefry in JAX's original (not partitionable) layout: on a CPU, 3.2 ms instead of 9.6
+    for a CBOW call's 1.28M draws, 7 % of its step (BENCHMARKS.md); the same draws on any
+    mesh (XLA cannot split their generation across devices, so each computes them all)."""
     S = batch["active"].shape[0]
     steps = state.step + jnp.arange(S, dtype=state.step.dtype)
-    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(state.key, steps)
     example = {k: batch[k] for k in _EXAMPLE}
-    drawn = jax.vmap(lambda k, b: complete(k, b, tables, spec.model))(keys, example)
+    with jax.threefry_partitionable(False):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(state.key, steps)
+        drawn = jax.vmap(lambda k, b: complete(k, b, tables, spec.model))(keys, example)
     return {k: v for k, v in drawn.items() if k not in example}
 
 
@@ -481,11 +485,7 @@ def fit(
                 "first_call_s": first_call[0] if first_call else 0.0,
                 "first_call_words": first_call[1] if first_call else 0,
             }
-            if (
-                not every_s
-                or int(state.epoch) >= epochs
-                or _now() - last_ckpt_time >= every_s
-            ):
+            if not every_s or int(state.epoch) >= epochs or _now() - last_ckpt_time >= every_s:
                 hooks.checkpoint(state, "epoch")  # first: a failing hook loses nothing
                 last_ckpt_time = _now()
             hooks.on_epoch_end(state, metrics)
