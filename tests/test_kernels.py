@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy.special import expit
@@ -14,6 +15,7 @@ from scipy.special import expit
 from sgjax import kernels
 from sgjax.config import ConfigError, load_config
 from sgjax.experiment import _batches, build
+from sgjax.outputs.sampling import pair_terms
 from sgjax.train import group_batches, train_step_jit
 
 pytestmark = pytest.mark.skipif(
@@ -295,6 +297,33 @@ def test_kernel_call_equals_its_steps_one_at_a_time(mode, damp):
     np.testing.assert_array_equal(np.asarray(A), np.asarray(B))
     np.testing.assert_array_equal(np.asarray(A_out), np.asarray(B_out))
     assert float(E[2]) == float(E[4]) == 0 and np.abs(np.asarray(A) - W).max() > 1e-4
+
+
+@pytest.mark.parametrize("offset", [False, True])
+@pytest.mark.parametrize("damp", [False, True])
+@pytest.mark.parametrize("mode", [0, 1])
+def test_derived_targets_equal_given_ones(mode, damp, offset):
+    """A sampled layer's t and used (kernels.DERIVED), made by the kernel from the rows
+    [w_O, negatives] (t=None, used=None), equal pair_terms' passed in, bit for bit: negatives
+    equal to w_O (skipped), out-of-range rows (dropped)."""
+    rng = np.random.default_rng(20 + mode)
+    W, W_out, batch, rows, _, _, off, _ = _random_step(rng, mode, B=300)
+    rows[:, 1:][rng.random(rows[:, 1:].shape) < 0.2] = 0  # collisions with w_O below
+    rows[rng.random(rows.shape[0]) < 0.3, 0] = 0
+    _, t, used = jax.vmap(pair_terms)(jnp.asarray(rows[:, 0]), jnp.asarray(rows[:, 1:]))
+    assert (~np.asarray(used)).sum() > 20  # some negatives equal w_O
+    st = lambda x: None if x is None else np.asarray(x)[None]  # noqa: E731
+    b = {k: st(v) for k, v in batch.items()}
+    sc = np.array([[-0.05, -0.04, 0.05]], np.float32)
+    call = jax.jit(kernels.logistic_steps, static_argnames=("mode", "damp", "parts"))
+    o = st(off) if offset else None
+    given = call(W, W_out, b, st(rows), st(t), st(used), o, sc, np.ones(1, np.int32),
+                 mode=mode, damp=damp)  # fmt: skip
+    derived = call(W, W_out, b, st(rows), None, None, o, sc, np.ones(1, np.int32),
+                   mode=mode, damp=damp)  # fmt: skip
+    assert float(given[2][0]) != 0
+    for x, y in zip(given, derived, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_padded_call_equals_xla_step(corpus):

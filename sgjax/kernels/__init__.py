@@ -154,6 +154,11 @@ ROWS = {
     "nce": lambda ex, consts: _sampled(ex, consts, nce.offset),
     "hierarchical": _path,
 }
+#: The layers of :data:`ROWS` whose t and used the CPU kernel derives from the rows
+#: (:func:`_sampled`'s pair_terms: [w_O, negatives], t = 1, 0, ..., 0, used = slot 0 and
+#: the negatives unequal to w_O): :func:`logistic_steps` with ``t=None, used=None``, so
+#: XLA neither makes nor stores them (a CBOW call's 3 x 1.5M entries: BENCHMARKS.md).
+DERIVED = frozenset({"negative", "nce"})
 
 
 def mode_for(
@@ -214,7 +219,8 @@ def logistic_steps(
     """``(W, W_out, E)`` after the SGD steps of one call (logistic_step.cc), in order: every
     per-step input has a leading axis of S steps (``batch["context"]``, ``["mask"]`` (S, B,
     C); ``rows``, ``t``, ``used``, ``offset`` (S, B, rows); ``offset`` None: no score
-    offsets); ``scales`` (S, 3): each step's factors of W's and W_out's gradients (-eta for
+    offsets; ``t`` and ``used`` None: derived from the rows as :data:`DERIVED`'s layers
+    make them); ``scales`` (S, 3): each step's factors of W's and W_out's gradients (-eta for
     SGD) and its learning rate (row damping's); ``active`` (S,): the steps to take (the
     others leave the tables alone, E 0). E (S,): each step's loss. ``parts``: the step's
     parts (threads), 0 for XLA's intra-op pool's size; the result does not depend on it."""
@@ -232,8 +238,8 @@ def logistic_steps(
         batch["context"].astype(i32),
         batch["mask"].astype(bool),
         rows.astype(i32),
-        t.astype(f32),
-        used.astype(bool),
+        jnp.zeros((1,), f32) if t is None else t.astype(f32),
+        jnp.zeros((1,), bool) if used is None else used.astype(bool),
         jnp.zeros((1,), f32) if offset is None else offset.astype(f32),
         scales.astype(f32),
         active.astype(i32),

@@ -6,7 +6,10 @@
 // Every example b has S output rows rows[b, s] of W_out shared by its hidden vectors, with
 // targets t[b, s] (1: the output word / a Huffman branch of code 0; 0: a negative or a
 // branch of code 1), a 0/1 `used` flag (a negative equal to the output word, a padded path
-// entry: 0) and a score offset (NCE's -log(K P_n(w)); 0 otherwise). Its hidden vectors:
+// entry: 0) and a score offset (NCE's -log(K P_n(w)); 0 otherwise). Sampled layers (t and
+// used given as (1,): derived) have rows [output word, negatives...]: t = 1 for slot 0 and
+// 0 after it, used = slot 0 and the negatives that differ from it (sgjax.outputs.sampling.
+// pair_terms), which XLA then neither makes nor stores. Its hidden vectors:
 //   mode 0: skip-gram, word2vec.c's orientation: h_c = W[context_c] for each real slot c;
 //           W[context_c] gets EH_c;
 //   mode 1: CBOW, h = mean of the real context rows; every context row gets EH (word2vec.c);
@@ -141,7 +144,7 @@ struct Step {
   float* wo;
   const int32_t *ctx, *rows;
   const bool *msk, *used;
-  const float *t, *off;  // off: null for no offsets
+  const float *t, *off;  // off: null for no offsets; t, used: null for derived (sampled)
   int64_t V, R, N, B, C, S, mode, gw_rows;
   bool damp;
   float* gW;   // (B, gw_rows, N): W's gradient rows (skip-gram: one per slot; CBOW: EH)
@@ -158,7 +161,8 @@ struct Step {
   // scatter drops it); a context slot: real and a row of W
   bool use(int64_t b, int64_t s) const {
     const int32_t r = rows[b * S + s];
-    return used[b * S + s] && r >= 0 && r < R;
+    const bool u = used ? used[b * S + s] : s == 0 || r != rows[b * S];
+    return u && r >= 0 && r < R;
   }
   bool real(int64_t b, int64_t j) const {
     const int32_t r = ctx[b * C + j];
@@ -229,7 +233,7 @@ struct Step {
     scores(sc.H.data(), J, sc.V.data(), M, N, u, damp ? sc.vv.data() : nullptr,
            damp ? sc.hh.data() : nullptr);
     for (int64_t m = 0; m < M; ++m) {
-      sc.tm[m] = t[b * S + sc.sr[m]];
+      sc.tm[m] = t ? t[b * S + sc.sr[m]] : static_cast<float>(sc.sr[m] == 0);
       sc.om[m] = off ? off[b * S + sc.sr[m]] : 0.f;
     }
     float E = 0.f;
@@ -356,11 +360,14 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.mode = mode;
   st.damp = damp != 0;
   st.gw_rows = mode == 0 ? st.C : 1;
+  // t and used of shape (1,): derived from the rows (a sampled layer's [w_O, negatives])
+  const bool derived = targets.dimensions().size() == 1;
   if (Wout.dimensions()[1] != st.N || mode < 0 || mode > 3 || st.S > kMaxS || steps == 0 ||
       rd.size() != 3 || rd[0] != steps || rd[1] != st.B || active.element_count() != steps ||
       scales.element_count() != 3 * steps || mask.element_count() != steps * st.B * st.C ||
-      targets.element_count() != steps * st.B * st.S ||
-      used.element_count() != steps * st.B * st.S ||
+      !(derived ? used.element_count() == 1
+                : targets.element_count() == steps * st.B * st.S &&
+                      used.element_count() == steps * st.B * st.S) ||
       !(offset.dimensions().size() == 3 ? offset.element_count() == steps * st.B * st.S
                                         : offset.dimensions().size() == 1 &&
                                               offset.element_count() == 1)) {
@@ -405,8 +412,8 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
     x.ctx = context.typed_data() + s * st.B * st.C;
     x.msk = mask.typed_data() + s * st.B * st.C;
     x.rows = rows.typed_data() + s * st.B * st.S;
-    x.t = targets.typed_data() + s * st.B * st.S;
-    x.used = used.typed_data() + s * st.B * st.S;
+    x.t = derived ? nullptr : targets.typed_data() + s * st.B * st.S;
+    x.used = derived ? nullptr : used.typed_data() + s * st.B * st.S;
     x.off = has_offset ? offset.typed_data() + s * st.B * st.S : nullptr;
     return x;
   };
@@ -444,8 +451,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SgjaxLogisticStep, LogisticStepImpl,
                                   .Arg<ffi::Buffer<ffi::S32>>()  // context (steps, B, C)
                                   .Arg<ffi::Buffer<ffi::PRED>>()  // mask (steps, B, C)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // rows (steps, B, S)
-                                  .Arg<ffi::Buffer<ffi::F32>>()  // targets t (steps, B, S)
-                                  .Arg<ffi::Buffer<ffi::PRED>>()  // used (steps, B, S)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // targets t (steps, B, S) or (1,)
+                                  .Arg<ffi::Buffer<ffi::PRED>>()  // used (steps, B, S) or (1,)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // offset (steps, B, S) or (1,): none
                                   .Arg<ffi::Buffer<ffi::F32>>()  // (steps, 3): scale_W, scale_Wout, lr
                                   .Arg<ffi::Buffer<ffi::S32>>()  // active (steps,)

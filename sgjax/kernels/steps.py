@@ -65,6 +65,8 @@ def fused_call(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     params, active = state.params, batch["active"]
     ex = jax.vmap(lambda b: _example(state, b, tables, spec))(batch)
     rows, t, used, offset = jax.vmap(lambda e: kernels.ROWS[spec.model.output](e, tables))(ex)
+    if spec.model.output in kernels.DERIVED:  # the kernel makes them (XLA drops their ops)
+        t = used = None
     probe = _probe(params)
 
     def advance(opt_state, on):
