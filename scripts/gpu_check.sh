@@ -37,7 +37,7 @@ else
   echo "== no CUDA jax here: pip install jax[cuda12]"
   pip install -q "jax[cuda12]" || { echo "cannot install jax[cuda12]"; exit 2; }
 fi
-for mod in omegaconf optax orbax.checkpoint flax tqdm scipy pytest; do
+for mod in omegaconf optax orbax.checkpoint tqdm scipy pytest; do
   python -c "import $mod" 2>/dev/null || pipx "$(echo "$mod" | sed 's/orbax.checkpoint/orbax-checkpoint/')"
 done
 # sgjax from this checkout, by path: no build step (a venv's setuptools may not build it
