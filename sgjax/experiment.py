@@ -42,7 +42,7 @@ from sgjax.continuation import continued_schedule, init_rows
 from sgjax.corpus import resolve_paths
 from sgjax.encode import encode_corpus
 from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
-from sgjax.logwriters import open_writers
+from sgjax.logwriters import keep_records_to, open_writers
 from sgjax.model import ModelSpec
 from sgjax.optim import build_optimizer, build_schedule
 from sgjax.progress import Progress, sig
@@ -329,6 +329,8 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
                 rundir.check_fingerprint(meta.get("fingerprint"), fp, str(path))
             # on the device as the fresh state is, so the step's compiled program is reused
             run.state = jax.device_put(state)
+            if sharding.is_primary():  # the records after it are made again
+                keep_records_to(out, int(meta["step"]))
         if wanted is not None and to_yaml(wanted) != to_yaml(cfg):  # more epochs
             cfg = _continued(cfg, wanted, int(meta["step"]))
             with clock("setup"):  # the continued schedule (sgjax.continuation)

@@ -82,6 +82,31 @@ def jsonl_writer(run_dir: Path) -> Writer:
     return Writer(write=lambda record: append_jsonl(path, stamped(record)), close=lambda: None)
 
 
+def keep_records_to(run_dir: PathLike, step: int) -> None:
+    """Drop from ``run_dir/metrics.jsonl`` the records of steps after ``step``: a resume
+    from a checkpoint at ``step`` makes them again (the records of a crashed run's steps
+    after its last checkpoint; with checkpoints every few minutes, whole epochs). Lines
+    without a step are kept; the file is replaced atomically."""
+    from sgjax.checkpoint import write_text_atomic
+
+    path = Path(run_dir) / METRICS_FILE
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+
+    def keep(line: str) -> bool:
+        try:
+            s = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            return True
+        return not is_number(s) or s <= step
+
+    kept = [line for line in lines if keep(line)]
+    if len(kept) < len(lines):
+        write_text_atomic(path, "".join(kept))
+
+
 def is_number(x: Any) -> bool:
     """A real number that is not a bool (numpy scalars included)."""
     return isinstance(x, numbers.Real) and not isinstance(x, bool)

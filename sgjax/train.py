@@ -406,7 +406,7 @@ def fit(
     step_fn = train_step_jit if step_fn is None else step_fn
     compiled_sizes: set[int] = set()
     every_s = checkpoint_every_seconds
-    last_ckpt_time = _now()
+    last_ckpt_step, last_ckpt_time = int(state.step), _now()  # steps and time since one
     with StopFlag() as sigint:
         while int(state.epoch) < epochs:
             epoch = int(state.epoch)
@@ -415,7 +415,6 @@ def fit(
             loss_sum = terms_sum = 0.0
             log_loss = log_terms = 0.0
             last_log_step = int(state.step)
-            last_ckpt_step = int(state.step)
             batches = iter(epoch_batches(epoch))
             for _ in range(skip):
                 next(batches)
@@ -469,6 +468,8 @@ def fit(
                     )
                     log_loss = log_terms = 0.0
                     last_log_step = step
+                if group is None:  # the epoch's last call: its end checkpoints (below)
+                    break
                 by_steps = bool(checkpoint_every_steps) and (
                     step - last_ckpt_step >= checkpoint_every_steps
                 )
@@ -477,8 +478,7 @@ def fit(
                     last_ckpt_step, last_ckpt_time = step, _now()
                 if sigint.raised:
                     path = hooks.checkpoint(state, "interrupt")
-                    why = signal.Signals(sigint.raised).name
-                    raise Interrupted(f"{why} at step {step}; checkpoint: {path}", sigint.raised)
+                    _interrupted(sigint.raised, step, path)
             dt = time.perf_counter() - t0
             words = int(state.words) - words0
             state = state.next_epoch()
@@ -495,8 +495,28 @@ def fit(
                 "first_call_s": first_call[0] if first_call else 0.0,
                 "first_call_words": first_call[1] if first_call else 0,
             }
-            if not every_s or int(state.epoch) >= epochs or _now() - last_ckpt_time >= every_s:
-                hooks.checkpoint(state, "epoch")  # first: a failing hook loses nothing
-                last_ckpt_time = _now()
+            # an epoch's end: a checkpoint if one is due (by steps, by time, the run's last
+            # epoch, or every epoch's end with checkpoint_every_seconds 0) or if a signal
+            # came in its last call; never one at its last batch, which a resume would
+            # take as an epoch with nothing left to do
+            stop = sigint.raised
+            step = int(state.step)
+            if (
+                stop
+                or not every_s
+                or int(state.epoch) >= epochs
+                or _now() - last_ckpt_time >= every_s
+                or (checkpoint_every_steps and step - last_ckpt_step >= checkpoint_every_steps)
+            ):
+                # first: a failing hook loses nothing
+                path = hooks.checkpoint(state, "interrupt" if stop else "epoch")
+                last_ckpt_step, last_ckpt_time = step, _now()
             hooks.on_epoch_end(state, metrics)
+            if stop:
+                _interrupted(stop, step, path)
     return state
+
+
+def _interrupted(signum: int, step: int, path: Any) -> None:
+    why = signal.Signals(signum).name
+    raise Interrupted(f"{why} at step {step}; checkpoint: {path}", signum)

@@ -324,6 +324,9 @@ def test_derived_targets_equal_given_ones(mode, damp, offset):
     assert float(given[2][0]) != 0
     for x, y in zip(given, derived, strict=True):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match="both"):  # one given, one derived: no such call
+        kernels.logistic_steps(W, W_out, b, st(rows), st(t), None, o, sc, np.ones(1, np.int32),
+                               mode=mode, damp=damp)  # fmt: skip
 
 
 def test_padded_call_equals_xla_step(corpus):

@@ -256,14 +256,15 @@ def _interrupt_after(monkeypatch, calls: int, sig: int = signal.SIGINT) -> None:
 
 
 @pytest.mark.parametrize(
-    "checkpoint_every_steps,extra",
+    "checkpoint_every_steps,extra,at_end",
     [
-        (0, ()),  # the defaults: sentences shuffled each epoch, batches grouped by window
-        (8, ("data.shuffle=false", "train.window_buckets=false")),  # the file's order
+        (0, (), False),  # the defaults: sentences shuffled each epoch, batches by window
+        (8, ("data.shuffle=false", "train.window_buckets=false"), False),  # the file's order
+        (0, (), True),  # Ctrl-C in an epoch's last call: the checkpoint is the epoch's end
     ],
 )
 def test_interrupted_run_resumes_to_the_same_vectors(
-    corpus, tmp_path, monkeypatch, checkpoint_every_steps, extra
+    corpus, tmp_path, monkeypatch, checkpoint_every_steps, extra, at_end
 ):
     cfg = tiny_cfg(
         corpus, "train.epochs=3", f"train.checkpoint_every_steps={checkpoint_every_steps}", *extra
@@ -275,12 +276,15 @@ def test_interrupted_run_resumes_to_the_same_vectors(
     calls_per_epoch = -(-steps_per_epoch // cfg.train.steps_per_call)
     assert calls_per_epoch >= 2, "the tiny run must have several calls per epoch"
     with monkeypatch.context() as m:
-        _interrupt_after(m, calls_per_epoch + 1)  # in the middle of epoch 2
+        _interrupt_after(m, calls_per_epoch if at_end else calls_per_epoch + 1)
         with pytest.raises(Interrupted, match="checkpoint"):
             train(cfg, tmp_path / "cut", progress=False)
     ckpt = checkpoint.latest(tmp_path / "cut")
     meta = json.loads((ckpt / "meta.json").read_text())
-    assert meta["epoch"] == 1 and meta["batch_in_epoch"] > 0  # mid-epoch
+    if at_end:  # epoch 1's end, not its last batch (a resume would count epoch 1 twice)
+        assert (meta["epoch"], meta["batch_in_epoch"]) == (1, 0)
+    else:
+        assert meta["epoch"] == 1 and meta["batch_in_epoch"] > 0  # mid-epoch 2
     assert not (tmp_path / "cut" / "vectors.bin").exists()
     # SIGINT handling is restored after the run
     assert signal.getsignal(signal.SIGINT) is handler
@@ -338,7 +342,7 @@ def test_checkpoints_by_time(corpus, monkeypatch, every_s):
     def save(state, why):
         saved.append((why, int(state.epoch), int(state.batch_in_epoch), now["t"]))
 
-    fit(
+    final = fit(
         run.state,
         run.batches,
         run.tables,
@@ -350,6 +354,10 @@ def test_checkpoints_by_time(corpus, monkeypatch, every_s):
     )
     assert len(boundaries) >= 6, "several calls per epoch"
     assert saved[-1][:3] == ("epoch", 3, 0)  # the end of the run, always
+    # none at an epoch's last batch (a resume from it would redo the epoch's end): there,
+    # the epoch's end decides
+    steps_per_epoch = int(final.step) // 3
+    assert all(b < steps_per_epoch for _, _, b, _ in saved)
     if every_s == 0:
         assert [s[:3] for s in saved] == [("epoch", e, 0) for e in (1, 2, 3)]
     elif every_s > boundaries[-1]:
@@ -361,6 +369,22 @@ def test_checkpoints_by_time(corpus, monkeypatch, every_s):
         for before, at in zip(times[:-2], times[1:-1], strict=True):
             assert every_s <= at - before < every_s + 4.0
         assert times[-1] - times[-2] < every_s + 4.0  # and none skipped before the end
+
+
+def test_resume_drops_the_records_after_its_checkpoint(corpus, tmp_path):
+    """A run that died after epoch records whose checkpoint it never wrote (checkpoints by
+    time skip epoch ends): the resume makes those records again, so metrics.jsonl keeps
+    them once, as an uninterrupted run's."""
+    cfg = tiny_cfg(corpus, "train.epochs=3", "train.checkpoint_every_seconds=0")
+    train(cfg, tmp_path / "run", progress=False)
+    first = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    root = tmp_path / "run" / "checkpoints"
+    shutil.rmtree(sorted(root.glob("step_*"))[-1])  # epoch 3's: as if never written
+    train(None, tmp_path / "run", resume=True, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert [r["epoch"] for r in records if r["event"] == "epoch"] == [1, 2, 3]
+    assert [r["event"] for r in records].count("end") == 1
+    assert len(records) == len(first)
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):

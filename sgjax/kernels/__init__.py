@@ -224,6 +224,8 @@ def logistic_steps(
     SGD) and its learning rate (row damping's); ``active`` (S,): the steps to take (the
     others leave the tables alone, E 0). E (S,): each step's loss. ``parts``: the step's
     parts (threads), 0 for XLA's intra-op pool's size; the result does not depend on it."""
+    if (t is None) != (used is None):
+        raise ValueError("logistic_steps: t and used are both given, or both None (derived)")
     steps = active.shape[0]
     out = (
         jax.ShapeDtypeStruct(W.shape, W.dtype),

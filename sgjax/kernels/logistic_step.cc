@@ -365,8 +365,10 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   if (Wout.dimensions()[1] != st.N || mode < 0 || mode > 3 || st.S > kMaxS || steps == 0 ||
       rd.size() != 3 || rd[0] != steps || rd[1] != st.B || active.element_count() != steps ||
       scales.element_count() != 3 * steps || mask.element_count() != steps * st.B * st.C ||
-      !(derived ? used.element_count() == 1
+      !(derived ? targets.element_count() == 1 && used.dimensions().size() == 1 &&
+                      used.element_count() == 1
                 : targets.element_count() == steps * st.B * st.S &&
+                      used.dimensions().size() == 3 &&
                       used.element_count() == steps * st.B * st.S) ||
       !(offset.dimensions().size() == 3 ? offset.element_count() == steps * st.B * st.S
                                         : offset.dimensions().size() == 1 &&
