@@ -29,7 +29,7 @@ import math
 import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import jax
 import jax.numpy as jnp
@@ -396,11 +396,13 @@ def fit(
     epoch); a state restored mid-epoch skips the batches it already applied. ``step_fn``
     (default :data:`train_step_jit`) runs one call, e.g. :meth:`sgjax.sharding.Plan.step`.
 
-    Checkpoints (``hooks.checkpoint``): every ``checkpoint_every_steps`` steps; at the first
-    call boundary or epoch end ``checkpoint_every_seconds`` after the previous one (or the
-    start); at the last epoch's end always; with ``checkpoint_every_seconds`` 0, at every
-    epoch's end. (A checkpoint of a 20 MB state costs ~0.1 s of CPU taken from the steps it
-    runs beside; each epoch's cost 5 % of a realtext-v1 CBOW run: BENCHMARKS.md.)
+    Checkpoints (``hooks.checkpoint``): ``checkpoint_every_steps`` steps after the previous
+    one; at the first call boundary or epoch end ``checkpoint_every_seconds`` after it (or
+    the start); at the last epoch's end always; with ``checkpoint_every_seconds`` 0, at every
+    epoch's end. Never at an epoch's last batch (a resume from there would redo the epoch's
+    end): its end decides, and a signal in that call checkpoints the end. (A checkpoint of a
+    20 MB state costs ~0.1 s of CPU taken from the steps it runs beside; each epoch's cost 5 %
+    of a realtext-v1 CBOW run: BENCHMARKS.md.)
     """
     hooks = hooks or Hooks()
     step_fn = train_step_jit if step_fn is None else step_fn
@@ -517,6 +519,6 @@ def fit(
     return state
 
 
-def _interrupted(signum: int, step: int, path: Any) -> None:
+def _interrupted(signum: int, step: int, path: Any) -> NoReturn:
     why = signal.Signals(signum).name
     raise Interrupted(f"{why} at step {step}; checkpoint: {path}", signum)
