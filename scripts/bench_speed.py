@@ -185,7 +185,8 @@ def softmax_gflops(corpus: str, model: str, calls: int, extra: list[str]) -> dic
     from sgjax.batches import epoch_batches
     from sgjax.config import load_config
     from sgjax.experiment import build
-    from sgjax.train import group_batches, train_step_jit
+    from sgjax.loop import group_batches
+    from sgjax.train import train_step_jit
 
     arch, output = cq.model_choice(model)
     sets = [f"model.architecture={arch}", f"model.output={output}", f"data.corpus={corpus}"]

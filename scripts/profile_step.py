@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from sgjax.config import load_config
     from sgjax.experiment import _batches, build
-    from sgjax.train import group_batches, train_step_jit
+    from sgjax.loop import group_batches
+    from sgjax.train import train_step_jit
 
     cfg = load_config(args.config, args.set)
     if cfg.data.examples != "host":  # its figures are per step of host batches

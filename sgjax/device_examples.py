@@ -175,7 +175,7 @@ def chunk_key(state: TrainState) -> jax.Array:
 
 
 def chunk_step(state: TrainState, chunk: dict, tables: dict, spec: Any) -> tuple[TrainState, dict]:
-    """One call on one chunk (every leaf with a leading axis of 1, as :func:`sgjax.train.fit`
+    """One call on one chunk (every leaf with a leading axis of 1, as :func:`sgjax.loop.fit`
     stacks one chunk a call): its examples (:func:`chunk_batches`, ``tables["keep"]``) run
     through :func:`sgjax.train.train_step`; ``batch_in_epoch`` then counts the chunk."""
     chunk = jax.tree.map(lambda x: x[0], chunk)

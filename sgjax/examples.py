@@ -1,6 +1,6 @@
 """Where a run's examples are made (``data.examples``): the registry of example sources.
 
-Each :class:`ExampleSource` says what :func:`sgjax.train.fit` iterates over in an epoch,
+Each :class:`ExampleSource` says what :func:`sgjax.loop.fit` iterates over in an epoch,
 how many of those items one compiled call takes, which jitted call runs them, the device
 constants it needs besides the output layer's, and how many optimizer steps an epoch makes
 (the schedule's length, counted on seed 0's epoch 0 so runs that differ in the seed alone

@@ -43,11 +43,12 @@ from sgjax.corpus import resolve_paths
 from sgjax.encode import encode_corpus
 from sgjax.evaluate import NoValidPairsError, evaluate_word_analogies, evaluate_word_pairs
 from sgjax.logwriters import keep_records_to, open_writers
+from sgjax.loop import Hooks, fit, group_batches
 from sgjax.model import ModelSpec
 from sgjax.optim import build_optimizer, build_schedule
 from sgjax.progress import Progress, sig
 from sgjax.timing import Clock, use_compile_cache
-from sgjax.train import Hooks, StepSpec, TrainState, fit, group_batches, init_state
+from sgjax.train import StepSpec, TrainState, init_state
 from sgjax.vectors import WordVectors, read_word2vec, write_word2vec
 from sgjax.vocab import Vocab, build_vocab, fixed_vocab, load_vocab, save_vocab
 
@@ -82,7 +83,7 @@ class Run:
     state: TrainState
 
     def batches(self, epoch: int) -> Iterator[dict]:
-        """What :func:`sgjax.train.fit` consumes in ``epoch`` (deterministic in the seed
+        """What :func:`sgjax.loop.fit` consumes in ``epoch`` (deterministic in the seed
         and the epoch): host batches of one step each, or with ``data.examples: device``
         token chunks (:mod:`sgjax.device_examples`)."""
         return _batches(self.cfg, self.vocab, self.encoded, epoch)
@@ -222,7 +223,7 @@ def _fingerprint(cfg: Config, vocab: Vocab) -> dict:
 
 
 def _batches(cfg: Config, vocab: Vocab, encoded: Any, epoch: int):
-    """What :func:`sgjax.train.fit` iterates in ``epoch``: host batches or token chunks."""
+    """What :func:`sgjax.loop.fit` iterates in ``epoch``: host batches or token chunks."""
     return examples.source(cfg).epoch(cfg, vocab, encoded, epoch)
 
 

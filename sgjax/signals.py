@@ -1,5 +1,5 @@
 """Stopping a run cleanly: SIGINT (Ctrl-C) and SIGTERM (what SLURM and Kubernetes send
-before killing) become a flag that :func:`sgjax.train.fit` checks between compiled calls,
+before killing) become a flag that :func:`sgjax.loop.fit` checks between compiled calls,
 so no call is torn apart and a checkpoint is written before :class:`Interrupted` is
 raised."""
 

@@ -21,7 +21,7 @@ from sgjax.cli import main as cli_main
 from sgjax.commands.export import select_vectors
 from sgjax.config import load_config
 from sgjax.experiment import build, train
-from sgjax.train import Interrupted
+from sgjax.signals import Interrupted
 from sgjax.vectors import read_word2vec
 
 CAPITALS = [("athens", "greece"), ("berlin", "germany"), ("paris", "france"), ("rome", "italy")]

@@ -20,8 +20,9 @@ from sgjax.config import ConfigError, load_config, x64_enabled
 from sgjax.config_optax import expected_kind, optax_optimizer_names, optax_transform_names
 from sgjax.experiment import build
 from sgjax.gradcheck import check, random_problem
+from sgjax.loop import Hooks, fit
 from sgjax.model import ModelSpec
-from sgjax.train import Hooks, NonFiniteLossError, fit
+from sgjax.train import NonFiniteLossError
 
 ROOT = Path(__file__).resolve().parents[1]
 

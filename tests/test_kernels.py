@@ -15,8 +15,9 @@ from scipy.special import expit
 from sgjax import kernels
 from sgjax.config import ConfigError, load_config
 from sgjax.experiment import _batches, build
+from sgjax.loop import group_batches
 from sgjax.outputs.sampling import pair_terms
-from sgjax.train import group_batches, train_step_jit
+from sgjax.train import train_step_jit
 
 pytestmark = pytest.mark.skipif(
     jax.default_backend() != "cpu" or not kernels.available(),

@@ -21,7 +21,8 @@ from test_kernels import _cfg, _copy  # tests/ is on sys.path (rootdir-less modu
 from sgjax import kernels
 from sgjax.experiment import _batches, build
 from sgjax.kernels.pallas_step import pallas_logistic_step
-from sgjax.train import _draw_fields, _one_step, group_batches
+from sgjax.loop import group_batches
+from sgjax.train import _draw_fields, _one_step
 
 ARCH = {
     0: ["model.architecture=skipgram"],

@@ -20,15 +20,10 @@ from sgjax import checkpoint
 from sgjax.cli import main as cli_main
 from sgjax.config import ConfigError, load_config
 from sgjax.experiment import _batches, build, train
+from sgjax.loop import Hooks, fit, group_batches
 from sgjax.rundir import RunDirError
-from sgjax.train import (
-    Hooks,
-    Interrupted,
-    NonFiniteLossError,
-    RecompilationError,
-    fit,
-    group_batches,
-)
+from sgjax.signals import Interrupted
+from sgjax.train import NonFiniteLossError, RecompilationError
 from sgjax.vectors import read_word2vec
 
 SUBJECTS = ["cat", "dog", "bird", "fish", "horse", "mouse"]
@@ -327,12 +322,12 @@ def test_checkpoints_by_time(corpus, monkeypatch, every_s):
     """train.checkpoint_every_seconds: a checkpoint at the first call boundary or epoch end
     that many seconds after the previous one, always one at the last epoch's end; 0: one at
     every epoch's end. The clock moves 4 s a call."""
-    from sgjax import train as train_mod
+    from sgjax import loop
 
     cfg = tiny_cfg(corpus, "train.epochs=3")
     run = build(cfg)
     now = {"t": 0.0}
-    monkeypatch.setattr(train_mod, "_now", lambda: now["t"])
+    monkeypatch.setattr(loop, "_now", lambda: now["t"])
     saved, boundaries = [], []
 
     def progress(words, m):  # once per call

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from sgjax.config import load_config
     from sgjax.experiment import train
     from sgjax.sharding import initialize_distributed, is_primary
+    from sgjax.signals import Interrupted
     from sgjax.timing import Clock
-    from sgjax.train import Interrupted, NonFiniteLossError
+    from sgjax.train import NonFiniteLossError
 
     clock = Clock(from_process_start=True)  # import: the process's start until here
 
