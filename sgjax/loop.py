@@ -109,6 +109,13 @@ def fit(
     compiled_sizes: set[int] = set()
     every_s = checkpoint_every_seconds
     last_ckpt_step, last_ckpt_time = int(state.step), _now()  # steps and time since one
+
+    def due(step: int) -> str | None:
+        """Why a checkpoint is due at ``step``: "steps", "time", or None."""
+        if checkpoint_every_steps and step - last_ckpt_step >= checkpoint_every_steps:
+            return "steps"
+        return "time" if every_s and _now() - last_ckpt_time >= every_s else None
+
     with StopFlag() as sigint:
         while int(state.epoch) < epochs:
             epoch = int(state.epoch)
@@ -172,11 +179,9 @@ def fit(
                     last_log_step = step
                 if group is None:  # the epoch's last call: its end checkpoints (below)
                     break
-                by_steps = bool(checkpoint_every_steps) and (
-                    step - last_ckpt_step >= checkpoint_every_steps
-                )
-                if by_steps or (every_s and _now() - last_ckpt_time >= every_s):
-                    hooks.checkpoint(state, "steps" if by_steps else "time")
+                why = due(step)
+                if why:
+                    hooks.checkpoint(state, why)
                     last_ckpt_step, last_ckpt_time = step, _now()
                 if sigint.raised:
                     path = hooks.checkpoint(state, "interrupt")
@@ -203,13 +208,7 @@ def fit(
             # take as an epoch with nothing left to do
             stop = sigint.raised
             step = int(state.step)
-            if (
-                stop
-                or not every_s
-                or int(state.epoch) >= epochs
-                or _now() - last_ckpt_time >= every_s
-                or (checkpoint_every_steps and step - last_ckpt_step >= checkpoint_every_steps)
-            ):
+            if stop or not every_s or int(state.epoch) >= epochs or due(step):
                 # first: a failing hook loses nothing
                 path = hooks.checkpoint(state, "interrupt" if stop else "epoch")
                 last_ckpt_step, last_ckpt_time = step, _now()
