@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   for (auto& x : w) x = u(g);
   const int64_t gw_rows = mode == 0 ? C : 1;
   std::vector<float> gW(B * N * gw_rows), gWo(B * S * N), Eb(B), hB(B * N), eB(B * S);
+  std::vector<int32_t> nB(B);
   std::vector<float> kW(B * gw_rows), kWo(B * S), xW(V, 0.f), xWo(V, 0.f);
   std::atomic<int> count{0}, gen{0};
   auto barrier = [&] {
@@ -101,9 +102,12 @@ int main(int argc, char** argv) {
       st.gw_rows = gw_rows; st.damp = damp;
       st.kW = kW.data(); st.kWo = kWo.data(); st.xW = xW.data(); st.xWo = xWo.data();
       st.gW = gW.data(); st.gWo = gWo.data(); st.Eb = Eb.data();
-      st.hB = hB.data(); st.eB = eB.data();
+      st.hB = hB.data(); st.nB = nB.data(); st.eB = eB.data();
       const auto a = std::chrono::steady_clock::now();
-      for (int64_t b = B * p / threads; b < B * (p + 1) / threads; ++b) st.rule(b, sc);
+      for (int64_t b = B * p / threads; b < B * (p + 1) / threads; ++b) {
+        if (mode != 0) st.hidden(b);  // (in the kernel: during the step before's phase 2)
+        st.rule(b, sc);
+      }
       barrier();
       const auto m = std::chrono::steady_clock::now();
       st.apply(p, threads, -0.025f, -0.025f, 0.025f);

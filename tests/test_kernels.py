@@ -273,27 +273,30 @@ def test_kernel_equals_a_float64_reference(B, C, S, N, mode, damp):
         W, Wo = out[0], out[1]
 
 
+@pytest.mark.parametrize("parts", [0, 3])
 @pytest.mark.parametrize("damp", [False, True])
-@pytest.mark.parametrize("mode", [0, 1])
-def test_kernel_call_equals_its_steps_one_at_a_time(mode, damp):
+@pytest.mark.parametrize("mode", [0, 1, 2, 3])
+def test_kernel_call_equals_its_steps_one_at_a_time(mode, damp, parts):
     """One call of S steps (logistic_steps, what train_step runs) equals its active steps
-    made one call each, bit for bit; an inactive step changes nothing and has E = 0."""
+    made one call each, bit for bit; an inactive step changes nothing and has E = 0. (In a
+    call, CBOW's hidden vectors of a step are made during the step before's row updates,
+    into one of two buffers: parts 0 (the pool's) and 3 (two of them update W).)"""
     rng = np.random.default_rng(10 + mode)
-    parts = [_random_step(rng, mode, B=200) for _ in range(5)]
-    W, W_out = parts[0][0], parts[0][1]
-    stack = lambda i: np.stack([p[i] for p in parts])  # noqa: E731
-    batch = {k: np.stack([p[2][k] for p in parts]) for k in ("context", "mask")}
+    inputs = [_random_step(rng, mode, B=200) for _ in range(5)]
+    W, W_out = inputs[0][0], inputs[0][1]
+    stack = lambda i: np.stack([p[i] for p in inputs])  # noqa: E731
+    batch = {k: np.stack([p[2][k] for p in inputs]) for k in ("context", "mask")}
     scales = np.array([[-0.05, -0.04, 0.05 + 0.1 * s] for s in range(5)], np.float32)
     active = np.array([1, 1, 0, 1, 0], np.int32)
     call = jax.jit(kernels.logistic_steps, static_argnames=("mode", "damp", "parts"))
     one = jax.jit(kernels.logistic_step, static_argnames=("mode", "damp", "parts"))
     A, A_out, E = call(W, W_out, batch, stack(3), stack(4), stack(5), stack(6), scales, active,
-                       mode=mode, damp=damp)  # fmt: skip
+                       mode=mode, damp=damp, parts=parts)  # fmt: skip
     B, B_out = W, W_out
     for s in np.flatnonzero(active):
         b = {k: batch[k][s] for k in batch}
         B, B_out, e = one(B, B_out, b, *(p[s] for p in (stack(3), stack(4), stack(5), stack(6))),
-                          scales[s], mode=mode, damp=damp)  # fmt: skip
+                          scales[s], mode=mode, damp=damp, parts=parts)  # fmt: skip
         assert float(E[s]) == float(e) != 0
     np.testing.assert_array_equal(np.asarray(A), np.asarray(B))
     np.testing.assert_array_equal(np.asarray(A_out), np.asarray(B_out))

@@ -22,13 +22,15 @@
 // XLA's intra-op thread pool (parallel_steps: one wake-up of its threads per call):
 //   1. per example (contiguous chunks of examples): scores u = h . v'_s + offset, errors
 //      e = s(u) - t, EH = sum_s e_s v'_s and (skip-gram) the output rows' gradients
-//      sum_h e_hs h into per-example buffers, or (CBOW) h and e, whose products phase 2
+//      sum_h e_hs h into per-example buffers, or (CBOW) e, whose products with h phase 2
 //      forms (and, for damping, each entry's curvature along its row); the products are
 //      blocked (scores, spread) so that each row is read once per example;
 //   2. per part p of P, the rows p owns (Step::owns: one table per core): (damping: the
 //      row's total curvature x = lr sum k and the factor (1 - exp(-x)) / x;)
 //      W[r] += scale_W g and W_out[r] += scale_Wout g in example order, so the result does
-//      not depend on P.
+//      not depend on P. CBOW's h of the next step (Step::hidden: it reads W alone) are made
+//      here too, by the parts that are done, once W's rows are (parallel_steps' pre): the
+//      core updating W, which has the fewer updates, would otherwise wait for the other.
 // E is summed as sgjax.outputs.logistic.logistic_terms sums it.
 #include <algorithm>
 #include <atomic>
@@ -59,50 +61,82 @@ inline void axpy(float c, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += c * x[i];
 }
 
-// For each active step s of a call: first(s, i) for the parts i < n, then, once all have
-// returned, second(s, i), on the calling thread and n - 1 tasks of XLA's thread pool;
-// returns when every part of every step has run. The pool is woken once per call, not once
-// per step or phase (a wake-up costs tens of microseconds, as much as a phase of a step of a
-// few hundred examples): each thread claims, phase by phase, the parts not yet claimed and
-// waits between phases (spinning) only for parts that running threads have claimed; so a
-// task that starts late, or that the pool runs inline, finds less or nothing to do. Which
-// thread runs a part does not change the result. The counters (four per step) live on the
-// heap, shared with the tasks: the caller returns once every part has run, without waiting
-// for the tasks themselves, and a task that starts (or finishes) after that touches only the
-// counters, never first or second (every part is claimed by then). Waiting for the tasks on
-// this frame's mutex, as earlier versions did, let a task signal it after the caller had
-// returned (found by review, reproduced).
+// For each active step s of a call (the k-th of them): first(k, s, i) for the parts i < n,
+// then, once all have returned, second(k, s, i); on the calling thread and n - 1 tasks of
+// XLA's thread pool; returns when every part of every step has run. The pool is woken once
+// per call, not once per step or phase (a wake-up costs tens of microseconds, as much as a
+// phase of a step of a few hundred examples): each thread claims, phase by phase, the parts
+// not yet claimed and waits between phases (spinning) only for parts that running threads
+// have claimed; so a task that starts late, or that the pool runs inline, finds less or
+// nothing to do. Which thread runs a part does not change the result.
+//
+// pre(k, s, j), for the `chunks` chunks j of a step, is the part of the step's first phase
+// that reads W alone (CBOW's hidden vectors): it runs before the step's first(), for the
+// first step at the call's start, and for each later one during the step before's second
+// phase, as soon as the parts that update W (the even ones: Step::owns) are done, by every
+// thread that has finished its own parts; so the core whose table has the fewer updates
+// (W, with a window of rows against a Huffman path or K + 1 sampled rows) fills its wait.
+//
+// The counters (seven per step) live on the heap, shared with the tasks: the caller returns
+// once every part has run, without waiting for the tasks themselves, and a task that starts
+// (or finishes) after that touches only the counters, never pre, first or second (every
+// part is claimed by then). Waiting for the tasks on this frame's mutex, as earlier versions
+// did, let a task signal it after the caller had returned (found by review, reproduced).
 struct Phases {
-  explicit Phases(int64_t steps) : c(new std::atomic<int64_t>[4 * steps]) {
-    for (int64_t i = 0; i < 4 * steps; ++i) c[i].store(0);
+  explicit Phases(int64_t steps) : c(new std::atomic<int64_t>[kCounters * steps]) {
+    for (int64_t i = 0; i < kCounters * steps; ++i) c[i].store(0);
   }
-  std::unique_ptr<std::atomic<int64_t>[]> c;  // per step: next1, done1, next2, done2
+  // per step: next1, done1, next2, done2, W's parts done, next pre chunk, pre chunks done
+  static constexpr int64_t kCounters = 7;
+  std::unique_ptr<std::atomic<int64_t>[]> c;
 };
 
-template <typename F1, typename F2>
+inline void wait_for(const std::atomic<int64_t>& c, int64_t n) {
+  while (c.load() < n) std::this_thread::yield();
+}
+
+template <typename F0, typename F1, typename F2>
 void parallel_steps(ffi::ThreadPool& pool, int64_t n, int64_t steps, const int32_t* active,
-                    const F1& first, const F2& second) {
+                    int64_t chunks, const F0& pre, const F1& first, const F2& second) {
   std::vector<int64_t> live;  // the active steps (the rest: padding of an epoch's last call)
   for (int64_t s = 0; s < steps; ++s)
     if (active[s]) live.push_back(s);
   if (live.empty()) return;
-  auto ph = std::make_shared<Phases>(steps);
+  auto ph = std::make_shared<Phases>(static_cast<int64_t>(live.size()));
   auto ids = std::make_shared<std::vector<int64_t>>(std::move(live));
+  const F0* f0 = &pre;
   const F1* f1 = &first;
   const F2* f2 = &second;
-  auto work = [ph, ids, n, f1, f2] {
-    for (const int64_t s : *ids) {
-      std::atomic<int64_t>* c = ph->c.get() + 4 * s;
+  const int64_t w_parts = n == 1 ? 1 : (n + 1) / 2;  // the parts that update W
+  auto work = [ph, ids, n, chunks, w_parts, f0, f1, f2] {
+    const int64_t L = static_cast<int64_t>(ids->size());
+    const auto run_pre = [&](int64_t k) {  // claims chunks of step k's pre
+      std::atomic<int64_t>* c = ph->c.get() + Phases::kCounters * k;
+      for (int64_t j; (j = c[5].fetch_add(1)) < chunks;) {
+        (*f0)(k, (*ids)[k], j);
+        c[6].fetch_add(1);
+      }
+    };
+    for (int64_t k = 0; k < L; ++k) {
+      const int64_t s = (*ids)[k];
+      std::atomic<int64_t>* c = ph->c.get() + Phases::kCounters * k;
+      if (k == 0) run_pre(0);
+      wait_for(c[6], chunks);
       for (int64_t i; (i = c[0].fetch_add(1)) < n;) {
-        (*f1)(s, i);
+        (*f1)(k, s, i);
         c[1].fetch_add(1);
       }
-      while (c[1].load() < n) std::this_thread::yield();
+      wait_for(c[1], n);
       for (int64_t i; (i = c[2].fetch_add(1)) < n;) {
-        (*f2)(s, i);
+        (*f2)(k, s, i);
+        if (n == 1 || i % 2 == 0) c[4].fetch_add(1);
         c[3].fetch_add(1);
       }
-      while (c[3].load() < n) std::this_thread::yield();
+      if (k + 1 < L && chunks > 0) {  // the next step's pre, once W is final
+        wait_for(c[4], w_parts);
+        run_pre(k + 1);
+      }
+      wait_for(c[3], n);
     }
   };
   for (int64_t i = 1; i < n; ++i) pool.Schedule(decltype(work)(work));  // a copy each
@@ -152,7 +186,8 @@ struct Step {
   float* kW;   // (B, gw_rows): curvature of W's entries (damping)
   float* kWo;  // (B, S): curvature of W_out's entries (damping)
   float* Eb;   // (B,): each example's E
-  float* hB;   // (B, N): CBOW's hidden vector h of each example
+  float* hB;   // (B, N): CBOW's hidden vector h of each example (Step::hidden)
+  int32_t* nB;  // (B,): CBOW: each example's count of real context rows
   float* eB;   // (B, S): CBOW's errors e_s of each example (W_out's gradient rows: e_s h)
   float* xW;   // (V,): per row of W, lr x its entries' total curvature (zero between calls)
   float* xWo;  // (R,)
@@ -169,7 +204,26 @@ struct Step {
     return msk[b * C + j] && r >= 0 && r < V;
   }
 
-  // phase 1 for example b; sc: scratch of the calling thread
+  // CBOW's phase 1a for example b (it reads W alone): h, the mean (mode 3: sum) of its
+  // real context rows, and their count
+  void hidden(int64_t b) const {
+    float* h = hB + b * N;
+    std::memset(h, 0, sizeof(float) * N);
+    const int32_t* row_ctx = ctx + b * C;
+    int32_t n = 0;
+    for (int64_t j = 0; j < C; ++j) {
+      if (!real(b, j)) continue;
+      axpy(1.f, w + static_cast<int64_t>(row_ctx[j]) * N, h, N);
+      ++n;
+    }
+    nB[b] = n;
+    if (n > 0 && mode != 3) {
+      const float inv_n = 1.f / static_cast<float>(n);
+      for (int64_t i = 0; i < N; ++i) h[i] *= inv_n;
+    }
+  }
+
+  // phase 1 for example b (CBOW: after hidden(b)); sc: scratch of the calling thread
   void rule(int64_t b, Scratch& sc) const {
     float* gwo = gWo + b * S * N;
     float* gw = gW + b * gw_rows * N;
@@ -202,23 +256,15 @@ struct Step {
         std::memset(gwo, 0, sizeof(float) * S * N);
         return;
       }
-    } else {  // one hidden vector: the mean (sum) of the real context rows
+    } else {  // one hidden vector, made by hidden(b)
       float* h = hB + b * N;
-      std::memset(h, 0, sizeof(float) * N);
       std::fill(eB + b * S, eB + (b + 1) * S, 0.f);
-      int64_t n = 0;
-      for (int64_t j = 0; j < C; ++j) {
-        if (!real(b, j)) continue;
-        axpy(1.f, w + static_cast<int64_t>(row_ctx[j]) * N, h, N);
-        ++n;
-      }
+      const int32_t n = nB[b];
       if (n == 0) {
         std::memset(gw, 0, sizeof(float) * N);
         return;
       }
       inv_n = 1.f / static_cast<float>(n);
-      if (mode != 3)
-        for (int64_t i = 0; i < N; ++i) h[i] *= inv_n;
       sc.H[0] = h;
       sc.EH[0] = gw;
       J = 1;
@@ -385,11 +431,13 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
     std::memcpy(st.wo, Wout.typed_data(), sizeof(float) * st.R * st.N);
   // scratch kept between calls, one set per calling thread (xW, xWo: zero between calls)
   thread_local std::vector<float> gW, gWo, kW, kWo, Eb, xW, xWo, hB, eB;
+  thread_local std::vector<int32_t> nB;
   gW.resize(st.B * st.gw_rows * st.N);
   if (mode == 0) {
     gWo.resize(st.B * st.S * st.N);
   } else {
-    hB.resize(st.B * st.N);
+    hB.resize(2 * st.B * st.N);  // two: the next step's h are made during this one's phase 2
+    nB.resize(st.B);
     eB.resize(st.B * st.S);
   }
   Eb.resize(st.B);
@@ -404,13 +452,16 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.kW = kW.data();
   st.kWo = kWo.data();
   st.Eb = Eb.data();
-  st.hB = hB.data();
+  st.nB = nB.data();
   st.eB = eB.data();
   st.xW = xW.data();
   st.xWo = xWo.data();
-  // step s's examples: the same scratch, its slice of every per-step input
-  const auto at = [&](int64_t s) {
+  // step s's examples (the k-th active step): the same scratch, its slice of every
+  // per-step input, the k-th of CBOW's two buffers of h
+  float* const h2 = hB.data();  // (not hB in the lambda: a pool thread's is its own)
+  const auto at = [&](int64_t k, int64_t s) {
     Step x = st;
+    x.hB = h2 + (k % 2) * st.B * st.N;
     x.ctx = context.typed_data() + s * st.B * st.C;
     x.msk = mask.typed_data() + s * st.B * st.C;
     x.rows = rows.typed_data() + s * st.B * st.S;
@@ -428,15 +479,21 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   float* E = E_out->typed_data();
   std::fill(E, E + steps, 0.f);
   std::vector<Scratch> scratch(parts, Scratch(st.C, st.S));
+  constexpr int64_t kChunk = 32;  // examples per chunk of CBOW's phase 1a
+  const int64_t chunks = mode == 0 ? 0 : (st.B + kChunk - 1) / kChunk;
   parallel_steps(
-      pool, parts, steps, active.typed_data(),
-      [&](int64_t s, int64_t p) {
-        const Step x = at(s);
+      pool, parts, steps, active.typed_data(), chunks,
+      [&](int64_t k, int64_t s, int64_t j) {
+        const Step x = at(k, s);
+        for (int64_t b = j * kChunk; b < std::min(st.B, (j + 1) * kChunk); ++b) x.hidden(b);
+      },
+      [&](int64_t k, int64_t s, int64_t p) {
+        const Step x = at(k, s);
         for (int64_t b = st.B * p / parts; b < st.B * (p + 1) / parts; ++b)
           x.rule(b, scratch[p]);
       },
-      [&](int64_t s, int64_t p) {
-        at(s).apply(p, parts, sc[3 * s], sc[3 * s + 1], sc[3 * s + 2]);
+      [&](int64_t k, int64_t s, int64_t p) {
+        at(k, s).apply(p, parts, sc[3 * s], sc[3 * s + 1], sc[3 * s + 2]);
         if (p == 0)  // the step's E, before the next step's phase 1 overwrites Eb
           for (int64_t b = 0; b < st.B; ++b) E[s] += st.Eb[b];
       });
