@@ -1,4 +1,5 @@
-"""sgjax.textfloat: the vectorised "%.9g" lines equal Python's formatting, byte for byte."""
+"""sgjax.textfloat: the vectorised "%.9g" lines equal Python's formatting, byte for byte, by
+numpy and by the C library (sgjax/kernels/textfloat.cc)."""
 
 import numpy as np
 import pytest
@@ -43,13 +44,46 @@ def _cases() -> dict[str, np.ndarray]:
 CASES = _cases()
 
 
+@pytest.fixture(params=["numpy", "c"])
+def method(request, monkeypatch):
+    """format_rows by numpy, or by the C library (which it uses where JAX is imported)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(textfloat, "_library", lambda: None)
+    else:
+        from sgjax import kernels
+
+        lib = kernels.textfloat_library()
+        if lib is None:
+            pytest.skip("the C library does not build here (no C++ compiler)")
+        monkeypatch.setattr(textfloat, "_library", lambda: lib)
+    return request.param
+
+
 @pytest.mark.parametrize("name", list(CASES))
-def test_rows_equal_python_formatting(name):
+def test_rows_equal_python_formatting(name, method):
     m = CASES[name]
     assert textfloat.format_rows(m) == python_rows(m)
 
 
-def test_chunks_and_python_rows_in_between(monkeypatch):
+def test_c_library_is_used_where_jax_is_imported(monkeypatch):
+    """A run (JAX imported) formats in C; without JAX, numpy (no build, no JAX import)."""
+    import jax  # noqa: F401
+
+    from sgjax import kernels
+
+    if kernels.textfloat_library() is None:
+        pytest.skip("the C library does not build here (no C++ compiler)")
+    calls = []
+    real = textfloat._c_chunk
+    monkeypatch.setattr(textfloat, "_c_chunk", lambda *a: calls.append(1) or real(*a))
+    m = CASES["word vectors"]
+    assert textfloat.format_rows(m) == python_rows(m) and calls
+    monkeypatch.delitem(__import__("sys").modules, "jax")
+    calls.clear()
+    assert textfloat.format_rows(m) == python_rows(m) and not calls
+
+
+def test_chunks_and_python_rows_in_between(monkeypatch, method):
     """Many chunks, rows formatted by Python (inf, 1e-20, 1e10) among vectorised ones."""
     m = (np.random.default_rng(1).standard_normal((50, 7)) * 3).astype(np.float32)
     m[[3, 17, 18, 49], [0, 6, 2, 5]] = [np.inf, 1e-20, 1e10, np.nan]
@@ -57,7 +91,7 @@ def test_chunks_and_python_rows_in_between(monkeypatch):
     assert textfloat.format_rows(m) == python_rows(m)
 
 
-def test_shapes():
+def test_shapes(method):
     assert textfloat.format_rows(np.zeros((3, 0), np.float32)) == [b""] * 3
     assert textfloat.format_rows(np.zeros((0, 4), np.float32)) == []
     with pytest.raises(ValueError, match="2-d"):

@@ -89,21 +89,22 @@ def compile_command(source: str | os.PathLike, out: str | os.PathLike, shared: b
     return [compiler(), *flags, f"-I{jax.ffi.include_dir()}", str(source), "-o", str(out)]
 
 
-def _build() -> Path:
-    """The shared library, compiled once per source, flags and jaxlib version."""
+def _build(source: Path = SOURCE, headers: tuple[Path, ...] = tuple(HEADERS)) -> Path:
+    """The shared library of ``source`` (and the ``headers`` it includes), compiled once per
+    source, flags and jaxlib version."""
     from sgjax.timing import default_cache_dir
 
-    sources = b"".join(p.read_bytes() for p in [SOURCE, *HEADERS])
+    sources = b"".join(p.read_bytes() for p in [source, *headers])
     key = hashlib.sha256(
         sources + " ".join([compiler(), *_flags(), jax.__version__, _cpu()]).encode()
     ).hexdigest()[:16]
-    out = Path(default_cache_dir()).parent / "kernels" / f"logistic_step-{key}.so"
+    out = Path(default_cache_dir()).parent / "kernels" / f"{source.stem}-{key}.so"
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         lib = Path(tmp) / out.name
-        cmd = compile_command(SOURCE, lib)
+        cmd = compile_command(source, lib)
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed: {p.stderr.strip()[-500:]}")
@@ -128,6 +129,25 @@ def available() -> bool:
 
 def why() -> str:
     return _state.get("why", "")
+
+
+#: ``textfloat.cc``: :mod:`sgjax.textfloat`'s "%.9g" rows in C.
+TEXTFLOAT = Path(__file__).with_name("textfloat.cc")
+
+
+def textfloat_library() -> ctypes.CDLL | None:
+    """``textfloat.cc``'s library, built on first use (None where it does not build: no
+    compiler; :mod:`sgjax.textfloat` then formats with numpy)."""
+    if "textfloat" not in _state:
+        try:
+            lib = ctypes.cdll.LoadLibrary(str(_build(TEXTFLOAT, ())))
+            f = lib.sgjax_format_rows
+            f.restype = ctypes.c_int64
+            f.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 3
+            _state["textfloat"] = lib
+        except (OSError, RuntimeError, AttributeError):
+            _state["textfloat"] = None
+    return _state["textfloat"]
 
 
 def _sampled(ex: dict, consts: dict, offset=None) -> tuple:
