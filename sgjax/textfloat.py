@@ -16,7 +16,7 @@ or rounded up to exponent 9) are rare in word vectors: their rows are formatted 
 The same method runs in C (``sgjax/kernels/textfloat.cc``, built on first use like the
 kernel) where JAX is imported already (a run; formatting alone does not pay JAX's import to
 build it): one value at a time instead of ~100 numpy passes over each chunk, realtext-v1's
-2.6M values in ~0.03 s against ~0.3 s (BENCHMARKS.md).
+2.6M values in ~0.12 s against ~0.3 s (BENCHMARKS.md).
 """
 
 from __future__ import annotations
