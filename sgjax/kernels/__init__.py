@@ -42,7 +42,8 @@ import numpy as np
 from sgjax.outputs import nce, sampling
 
 SOURCE = Path(__file__).with_name("logistic_step.cc")
-HEADERS = [Path(__file__).with_name("blocked.h")]  # included by SOURCE: part of the key
+#: The headers SOURCE includes: part of the build's key.
+HEADERS = [Path(__file__).with_name(h) for h in ("blocked.h", "parallel.h")]
 TARGET = "sgjax_logistic_step"
 #: logistic_step.cc's modes: (input side, cbow_mean, cbow_update) -> mode.
 MODES = {
