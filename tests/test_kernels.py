@@ -273,14 +273,15 @@ def test_kernel_equals_a_float64_reference(B, C, S, N, mode, damp):
         W, Wo = out[0], out[1]
 
 
-@pytest.mark.parametrize("parts", [0, 3])
+@pytest.mark.parametrize("parts", [0, 1, 3, 7])
 @pytest.mark.parametrize("damp", [False, True])
 @pytest.mark.parametrize("mode", [0, 1, 2, 3])
 def test_kernel_call_equals_its_steps_one_at_a_time(mode, damp, parts):
     """One call of S steps (logistic_steps, what train_step runs) equals its active steps
     made one call each, bit for bit; an inactive step changes nothing and has E = 0. (In a
     call, CBOW's hidden vectors of a step are made during the step before's row updates,
-    into one of two buffers: parts 0 (the pool's) and 3 (two of them update W).)"""
+    into one of two buffers: parts 0 (the pool's), 1, 3 and 7 (two and four of them update
+    W).)"""
     rng = np.random.default_rng(10 + mode)
     inputs = [_random_step(rng, mode, B=200) for _ in range(5)]
     W, W_out = inputs[0][0], inputs[0][1]

@@ -30,7 +30,8 @@
 //      W[r] += scale_W g and W_out[r] += scale_Wout g in example order, so the result does
 //      not depend on P. CBOW's h of the next step (Step::hidden: it reads W alone) are made
 //      here too, by the parts that are done, once W's rows are (parallel_steps' pre): the
-//      core updating W, which has the fewer updates, would otherwise wait for the other.
+//      core that finishes first (hierarchical softmax: W's, with the fewer updates) would
+//      otherwise wait for the other.
 // E is summed as sgjax.outputs.logistic.logistic_terms sums it.
 #include <algorithm>
 #include <atomic>
@@ -381,7 +382,7 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   float* const h2 = hB.data();  // (not hB in the lambda: a pool thread's is its own)
   const auto at = [&](int64_t k, int64_t s) {
     Step x = st;
-    x.hB = h2 + (k % 2) * st.B * st.N;
+    x.hB = mode == 0 ? nullptr : h2 + (k % 2) * st.B * st.N;  // (skip-gram: none)
     x.ctx = context.typed_data() + s * st.B * st.C;
     x.msk = mask.typed_data() + s * st.B * st.C;
     x.rows = rows.typed_data() + s * st.B * st.S;

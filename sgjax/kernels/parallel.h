@@ -27,8 +27,9 @@ namespace ffi = xla::ffi;
 // that reads W alone (CBOW's hidden vectors): it runs before the step's first(), for the
 // first step at the call's start, and for each later one during the step before's second
 // phase, as soon as the parts that update W (the even ones: Step::owns) are done, by every
-// thread that has finished its own parts; so the core whose table has the fewer updates
-// (W, with a window of rows against a Huffman path or K + 1 sampled rows) fills its wait.
+// thread that has finished its own parts; so the core that finishes first fills its wait
+// (hierarchical softmax: W's, a window of rows against a Huffman path; negative sampling:
+// either, ~6 rows each; a W_out core done first waits for W's, then joins in).
 //
 // The counters (seven per step) live on the heap, shared with the tasks: the caller returns
 // once every part has run, without waiting for the tasks themselves, and a task that starts
