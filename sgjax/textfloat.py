@@ -77,10 +77,15 @@ def _c_chunk(lib, block: np.ndarray, out: np.ndarray, ends: np.ndarray, ok: np.n
     block = np.ascontiguousarray(block)
     ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
     total = lib.sgjax_format_rows(ptr(block), r, n, ptr(out), ptr(ends), ptr(ok))
-    flat = out[:total].tobytes()
+    return _split(out[:total].tobytes(), ends[:r].tolist(), ok[:r].tolist(), block, 0)
+
+
+def _split(flat: bytes, ends: list, ok: list, block: np.ndarray, cut: int) -> list[bytes]:
+    """Row i of ``block``: ``flat`` up to ``ends[i]`` less ``cut`` trailing bytes (from the
+    row before's end) where ``ok[i]``, else formatted by Python."""
     rows, start = [], 0
-    for i, (end, good) in enumerate(zip(ends[:r].tolist(), ok[:r].tolist(), strict=True)):
-        rows.append(flat[start:end] if good else _python(block[i]))
+    for i, (end, good) in enumerate(zip(ends, ok, strict=True)):
+        rows.append(flat[start : end - cut] if good else _python(block[i]))
         start = end
     return rows
 
@@ -151,8 +156,4 @@ def _chunk(block: np.ndarray) -> list[bytes]:
     flat = out.T[keep.T].tobytes()
     ends = np.cumsum(keep.sum(axis=0).reshape(block.shape).sum(axis=1))
     rows_ok = ok.reshape(block.shape).all(axis=1)
-    rows, start = [], 0
-    for i, (end, good) in enumerate(zip(ends.tolist(), rows_ok.tolist(), strict=True)):
-        rows.append(flat[start : end - 1] if good else _python(block[i]))
-        start = end
-    return rows
+    return _split(flat, ends.tolist(), rows_ok.tolist(), block, 1)  # (each row's last space)
