@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sgjax import ctokens
 from sgjax.corpus import CorpusStats, PathsLike, describe, iter_chunks, resolve_paths
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,15 @@ def count_words(
     rarest are pruned as gensim's ``max_vocab_size`` does (drop counts < min_reduce, then
     min_reduce += 1; gensim checks after every sentence).
     Returns ``(counts, min_reduce)``: words with count < min_reduce - 1 may have been lost.
+    Counted in C where :mod:`sgjax.ctokens` is built, else with ``bytes.split``.
     """
+    chunks = iter_chunks(paths, chunk_bytes=chunk_bytes, stats=stats)
+    lib = ctokens.library()
+    if lib is not None:
+        return ctokens.count_words(lib, chunks, max_unique_words, stats)
     counter: Counter[bytes] = Counter()
     min_reduce = 1
-    for chunk in iter_chunks(paths, chunk_bytes=chunk_bytes, stats=stats):
+    for chunk in chunks:
         toks = chunk.data.split()
         if stats is not None:
             stats.tokens += len(toks)

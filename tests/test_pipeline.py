@@ -15,9 +15,10 @@ import pytest
 from cases import tiered
 from scipy import stats as sps
 
+from sgjax import ctokens, encode
 from sgjax.batches import _mask_table, epoch_batches, epoch_steps
-from sgjax.corpus import CorpusStats, token_spans
-from sgjax.encode import EncodedCorpus, _ByteLookup, encode_corpus
+from sgjax.corpus import CorpusStats
+from sgjax.encode import EncodedCorpus, encode_corpus
 from sgjax.gradcheck import toy_vocab
 from sgjax.huffman import build_huffman, path_fields
 from sgjax.inputs import INPUTS
@@ -86,23 +87,27 @@ def reference_encode(texts: list[bytes], vocab: Vocab, max_line_tokens: int):
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_byte_lookup_is_exact(seed):
+def test_byte_lookup_is_exact(seed, tokens_method):
     rng = np.random.default_rng(seed)
     in_vocab = [w for w in WORDS if rng.random() < 0.6] or ["a"]
-    lookup = _ByteLookup(vocab_of(in_vocab))
-    data = random_corpus(rng, 200, WORDS + ["oov", "abcdefghij", "a\x00\x00"])
-    toks = data.split()
-    starts, lengths = token_spans(data)
-    ids = lookup(data, starts, lengths)
+    lookup = encode._lookup(vocab_of(in_vocab))
+    assert isinstance(lookup, ctokens.Lookup) == (tokens_method == "c")
+    data = random_corpus(rng, 200, WORDS + ["oov", "abcdefghij", "a\x00\x00", "x" * 42])
+    data += b" \x0c trailing\n\n"
     index = {w.encode(): i for i, w in enumerate(in_vocab)}
-    np.testing.assert_array_equal(ids, [index.get(t, -1) for t in toks])
+    for cut in (len(data), 0, 1, 7, len(data) // 2):  # also chunks cut anywhere
+        piece = data[:cut]
+        ids, nl_first = lookup.tokens(piece)
+        np.testing.assert_array_equal(ids, [index.get(t, -1) for t in piece.split()])
+        lines = piece.split(b"\n")[:-1]  # the tokens before each newline
+        assert nl_first.tolist() == np.cumsum([len(x.split()) for x in lines]).tolist()
 
 
-def test_byte_lookup_large_vocabulary():
+def test_byte_lookup_large_vocabulary(tokens_method):
     words = [f"w{i}" for i in range(50_000)] + [f"{'y' * 20}{i}" for i in range(2_000)]
     v = Vocab(tuple(words), np.ones(len(words), np.int64))
     data = " ".join(words[::-1] + ["w50000", "w-1", "y" * 20]).encode()
-    ids = _ByteLookup(v)(data, *token_spans(data))
+    ids, _ = encode._lookup(v).tokens(data)
     np.testing.assert_array_equal(ids[:-3], np.arange(len(words))[::-1])
     assert ids[-3:].tolist() == [-1, -1, -1]
 
@@ -110,7 +115,7 @@ def test_byte_lookup_large_vocabulary():
 @pytest.mark.parametrize("in_vocab", [0.15, 0.7])
 @pytest.mark.parametrize("max_line_tokens", [1, 3, 1000])
 @pytest.mark.parametrize("chunk_bytes", [17, 64, 1 << 20])
-def test_encode_matches_reference(tmp_path, max_line_tokens, chunk_bytes, in_vocab):
+def test_encode_matches_reference(tmp_path, max_line_tokens, chunk_bytes, in_vocab, tokens_method):
     rng = np.random.default_rng(max_line_tokens + chunk_bytes + int(100 * in_vocab))
     vocab = vocab_of([w for w in WORDS if rng.random() < in_vocab] or ["the"])
     texts = [random_corpus(rng, 100, WORDS) for _ in range(3)]
@@ -160,7 +165,7 @@ def test_cache_is_reused_and_invalidated(tmp_path):
     assert not encode_corpus(corpus, vocab, cache, max_line_tokens=2).reused
 
 
-def test_encode_errors(tmp_path):
+def test_encode_errors(tmp_path, tokens_method):
     vocab = vocab_of(["the"])
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         encode_corpus(tmp_path / "missing.txt", vocab, None)
@@ -175,7 +180,7 @@ def test_encode_errors(tmp_path):
     assert not list((tmp_path / "cache").glob("*.tmp-*"))  # no partial files left behind
 
 
-def test_ten_million_token_line(tmp_path):
+def test_ten_million_token_line(tmp_path, tokens_method):
     """A 10M-token single line is split at max_line_tokens; encoding streams through a 20 MB
     file into a 36 MB memory-mapped stream with a small fraction of that in memory."""
     path = tmp_path / "line.txt"

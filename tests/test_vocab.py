@@ -56,7 +56,7 @@ def corpus_file(tmp_path_factory):
 # counting and ordering
 
 
-def test_counts_match_a_plain_counter(corpus_file):
+def test_counts_match_a_plain_counter(corpus_file, tokens_method):
     stats = CorpusStats()
     v = build_vocab(corpus_file, min_count=1, stats=stats)
     ref = Counter(corpus_file.read_text().split())
@@ -110,7 +110,7 @@ def test_vocab_from_counts_orders_ties_later_first():
     assert v.words == ("a", "d", "e", "c", "b")
 
 
-def test_count_words_with_pruning(tmp_path):
+def test_count_words_with_pruning(tmp_path, tokens_method):
     path = tmp_path / "p.txt"
     rare = " ".join(f"r{i}" for i in range(2000))
     path.write_text(("the of and " * 50 + "\n" + rare + "\n") * 3)
@@ -120,7 +120,64 @@ def test_count_words_with_pruning(tmp_path):
     assert counts[b"the"] == counts[b"of"] == counts[b"and"] == 150
 
 
-def test_invalid_utf8_words_are_replaced_and_counted(tmp_path, caplog):
+def _tricky_corpus(rng: np.random.Generator) -> bytes:
+    """Every ASCII whitespace byte, NUL and other control bytes, non-ASCII spaces (part of
+    a token), tokens of 1 to 40 bytes, repeated and rare words, no final newline."""
+    words = ["a", "ab", "a\x00b", "\x01", "x" * 8, "x" * 9, "y" * 24, "z" * 40, "déjà"]
+    words += ["日本\u3000語", "a\u00a0b", "\x7f"] + [f"w{i}" for i in range(300)]
+    seps = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "  \n\n", "\r\n"]
+    picks = rng.integers(0, len(words), 3000) ** 2 % len(words)  # a skewed draw
+    return "".join(words[i] + seps[int(rng.integers(0, len(seps)))] for i in picks).encode()[:-1]
+
+
+@pytest.mark.parametrize("chunk_bytes", [16, 100, 1 << 20])
+@pytest.mark.parametrize("max_unique_words", [None, 20])
+def test_c_counts_equal_pythons(tmp_path, chunk_bytes, max_unique_words, monkeypatch):
+    """sgjax.ctokens' counts: the same words, counts, order, pruning and stats as Python's."""
+    from sgjax import ctokens, kernels  # noqa: PLC0415
+
+    lib = kernels.tokens_library()
+    if lib is None:
+        pytest.skip("the C library does not build here (no C++ compiler)")
+    paths = [tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "empty.txt"]
+    paths[0].write_bytes(_tricky_corpus(np.random.default_rng(0)))
+    paths[1].write_bytes(b"\xef\xbb\xbf" + _tricky_corpus(np.random.default_rng(1)) + b" caf\xe9")
+    paths[2].write_bytes(b"")
+    results = []
+    for library in (lambda: lib, lambda: None):
+        monkeypatch.setattr(ctokens, "library", library)
+        stats = CorpusStats()
+        counts, min_reduce = count_words(paths, max_unique_words, stats, chunk_bytes)
+        results.append((list(counts.items()), min_reduce, stats))
+    assert results[0] == results[1]
+    assert (results[0][1] > 1) == (max_unique_words is not None)
+    if max_unique_words is None:
+        text = b"\n".join(p.read_bytes() for p in paths).replace(b"\xef\xbb\xbf", b"")
+        assert dict(results[0][0]) == Counter(text.replace(b"\xe9", "\ufffd".encode()).split())
+
+
+def test_c_library_is_used_where_jax_is_imported(tmp_path, monkeypatch):
+    """A run (JAX imported) counts and encodes in C; without JAX, Python (no build)."""
+    import jax  # noqa: F401, PLC0415
+
+    from sgjax import ctokens, encode, kernels  # noqa: PLC0415
+
+    if kernels.tokens_library() is None:
+        pytest.skip("the C library does not build here (no C++ compiler)")
+    path = tmp_path / "c.txt"
+    path.write_text("b a b\nc b\n")
+    calls = []
+    real = ctokens.count_words
+    monkeypatch.setattr(ctokens, "count_words", lambda *a: calls.append(1) or real(*a))
+    assert build_vocab(path, min_count=1).words == ("b", "c", "a") and calls
+    assert isinstance(encode._lookup(build_vocab(path, min_count=1)), ctokens.Lookup)
+    monkeypatch.delitem(__import__("sys").modules, "jax")
+    calls.clear()
+    assert build_vocab(path, min_count=1).words == ("b", "c", "a") and not calls
+    assert isinstance(encode._lookup(build_vocab(path, min_count=1)), encode._ByteLookup)
+
+
+def test_invalid_utf8_words_are_replaced_and_counted(tmp_path, caplog, tokens_method):
     path = tmp_path / "u.txt"
     path.write_bytes(b"caf\xe9 caf\xe9 ok\nok\n")
     stats = CorpusStats()

@@ -56,7 +56,7 @@ MODES = {
     ("cbow", False, "word2vec"): 3,
     ("cbow", False, "paper"): 3,  # the sum's gradient is EH for both
 }
-_state: dict[str, Any] = {}
+_state: dict[Any, Any] = {}  # "ok", "lib", "why": the kernel; a Path: a helper library
 
 
 def _flags() -> list[str]:
@@ -134,21 +134,49 @@ def why() -> str:
 
 #: ``textfloat.cc``: :mod:`sgjax.textfloat`'s "%.9g" rows in C.
 TEXTFLOAT = Path(__file__).with_name("textfloat.cc")
+#: ``tokens.cc``: the corpus's token counts and word ids in C (:mod:`sgjax.ctokens`).
+TOKENS = Path(__file__).with_name("tokens.cc")
+_P, _I64 = ctypes.c_void_p, ctypes.c_int64
+#: The C functions of each helper library: name -> (restype, argtypes).
+_FUNCTIONS = {
+    TEXTFLOAT: {"sgjax_format_rows": (_I64, [_P, _I64, _I64, _P, _P, _P])},
+    TOKENS: {
+        "sgjax_table_new": (_P, []),
+        "sgjax_table_free": (None, [_P]),
+        "sgjax_count_tokens": (_I64, [_P, ctypes.c_char_p, _I64]),
+        "sgjax_table_size": (_I64, [_P, _P]),
+        "sgjax_table_export": (None, [_P, _P, _P]),
+        "sgjax_table_prune": (None, [_P, _I64]),
+        "sgjax_table_add_words": (_I64, [_P, ctypes.c_char_p, _P, _I64]),
+        "sgjax_lookup_tokens": (_I64, [_P, ctypes.c_char_p, _I64, _P, _P]),
+    },
+}
+
+
+def helper_library(source: Path) -> ctypes.CDLL | None:
+    """The library of a helper ``source`` of :data:`_FUNCTIONS` (plain C functions called
+    with ctypes, which releases the GIL), built on first use; None where it does not build
+    (no compiler): its Python module then does the work with numpy."""
+    if source not in _state:
+        try:
+            lib = ctypes.cdll.LoadLibrary(str(_build(source, ())))
+            for name, (restype, argtypes) in _FUNCTIONS[source].items():
+                f = getattr(lib, name)
+                f.restype, f.argtypes = restype, argtypes
+            _state[source] = lib
+        except (OSError, RuntimeError, AttributeError):
+            _state[source] = None
+    return _state[source]
 
 
 def textfloat_library() -> ctypes.CDLL | None:
-    """``textfloat.cc``'s library, built on first use (None where it does not build: no
-    compiler; :mod:`sgjax.textfloat` then formats with numpy)."""
-    if "textfloat" not in _state:
-        try:
-            lib = ctypes.cdll.LoadLibrary(str(_build(TEXTFLOAT, ())))
-            f = lib.sgjax_format_rows
-            f.restype = ctypes.c_int64
-            f.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64] + [ctypes.c_void_p] * 3
-            _state["textfloat"] = lib
-        except (OSError, RuntimeError, AttributeError):
-            _state["textfloat"] = None
-    return _state["textfloat"]
+    """``textfloat.cc``'s library (:func:`helper_library`)."""
+    return helper_library(TEXTFLOAT)
+
+
+def tokens_library() -> ctypes.CDLL | None:
+    """``tokens.cc``'s library (:func:`helper_library`)."""
+    return helper_library(TOKENS)
 
 
 def _sampled(ex: dict, consts: dict, offset=None) -> tuple:

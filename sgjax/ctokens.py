@@ -1,0 +1,121 @@
+"""The corpus's tokens counted and looked up in C (``sgjax/kernels/tokens.cc``): the
+method :mod:`sgjax.vocab` and :mod:`sgjax.encode` use where it is built, with the same
+results as their Python and numpy methods (``tests/test_pipeline.py`` runs both).
+
+Counting realtext-v1's 3M tokens: 0.38 s with ``bytes.split`` and ``Counter`` against
+~0.05 s here; the encoder's lookup 0.19 s with numpy against ~0.04 s (BENCHMARKS.md,
+"The seventh pass"). Used where JAX is imported already (a run: :mod:`sgjax.kernels`, which
+builds it, imports JAX), so that counting a corpus alone never imports JAX to build it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from sgjax.corpus import Chunk, CorpusStats
+
+
+def library() -> ctypes.CDLL | None:
+    """``tokens.cc``'s library where JAX is imported (it builds it), else None."""
+    if "jax" not in sys.modules:
+        return None
+    from sgjax import kernels  # noqa: PLC0415 (imports JAX)
+
+    return kernels.tokens_library()
+
+
+def _ptr(a: np.ndarray) -> ctypes.c_void_p:
+    return a.ctypes.data_as(ctypes.c_void_p)
+
+
+class _Table:
+    """A table of byte strings in C (``tokens.cc``'s ``Table``), freed on close."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+        self.ptr = lib.sgjax_table_new()
+        if not self.ptr:
+            raise MemoryError("tokens.cc: no memory for a table")
+
+    def close(self) -> None:
+        if self.ptr:
+            self.lib.sgjax_table_free(self.ptr)
+            self.ptr = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def size(self) -> int:
+        return int(self.lib.sgjax_table_size(self.ptr, _ptr(np.zeros(1, np.int64))))
+
+    def strings(self) -> tuple[list[bytes], list[int]]:
+        """Its strings and their counts, in order."""
+        total = np.zeros(1, np.int64)
+        n = self.lib.sgjax_table_size(self.ptr, _ptr(total))
+        out = ctypes.create_string_buffer(int(total[0]) + n)
+        counts = np.zeros(n, np.int64)
+        self.lib.sgjax_table_export(self.ptr, out, _ptr(counts))
+        return out.raw.split(b" ")[:n], counts.tolist()
+
+
+def count_words(
+    lib: ctypes.CDLL,
+    chunks: Iterable[Chunk],
+    max_unique_words: int | None,
+    stats: CorpusStats | None,
+) -> tuple[Counter, int]:
+    """:func:`sgjax.vocab.count_words` on ``chunks``: the same counts in the same order
+    (first occurrence), pruned after each chunk by the same rule."""
+    table = _Table(lib)
+    try:
+        min_reduce = 1
+        for chunk in chunks:
+            n = lib.sgjax_count_tokens(table.ptr, chunk.data, len(chunk.data))
+            if n < 0:
+                raise MemoryError(f"{chunk.path}: no memory to count its distinct words")
+            if stats is not None:
+                stats.tokens += n
+            if max_unique_words is not None and table.size() > max_unique_words:
+                lib.sgjax_table_prune(table.ptr, min_reduce)
+                min_reduce += 1
+        words, counts = table.strings()
+    finally:
+        table.close()
+    return Counter(dict(zip(words, counts, strict=True))), min_reduce
+
+
+class Lookup:
+    """Word bytes -> id for :mod:`sgjax.encode` (``_ByteLookup``'s ``tokens``)."""
+
+    def __init__(self, lib: ctypes.CDLL, words: Iterable[str]) -> None:
+        encoded = [w.encode("utf-8") for w in words]
+        ends = np.cumsum([len(w) for w in encoded], dtype=np.int64)
+        self.table = _Table(lib)
+        joined = b"".join(encoded)
+        status = lib.sgjax_table_add_words(self.table.ptr, joined, _ptr(ends), ends.size)
+        if status:
+            self.table.close()
+            raise (MemoryError if status == -1 else ValueError)(
+                "tokens.cc: " + ("no memory" if status == -1 else "a repeated vocabulary word")
+            )
+        self._ids = np.zeros(0, np.int32)
+        self._lines = np.zeros(0, np.int64)
+
+    def tokens(self, data: bytes) -> tuple[np.ndarray, np.ndarray]:
+        """The word id of each token of ``data`` (-1: none) and, for each newline, the
+        tokens before it (views of buffers that the next call reuses)."""
+        if self._ids.size < len(data) // 2 + 1:  # tokens and separators: at most this many
+            self._ids = np.empty(len(data) // 2 + 1, np.int32)
+        lines = data.count(b"\n")
+        if self._lines.size < lines:
+            self._lines = np.empty(lines, np.int64)
+        lib: Any = self.table.lib
+        ids, nl = _ptr(self._ids), _ptr(self._lines)
+        n = lib.sgjax_lookup_tokens(self.table.ptr, data, len(data), ids, nl)
+        return self._ids[:n], self._lines[:lines]
