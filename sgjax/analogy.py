@@ -14,7 +14,9 @@ question (timings: see BENCHMARKS.md, "Evaluation").
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ METHODS = ("add", "mul")
 _TOPN = 5  # gensim looks at this many candidates for one that is not a question word
 _SIMS_BUDGET = 1 << 30  # bytes for the (distinct question words x R) cosine matrix
 _CHUNK_CELLS = 1 << 21  # questions x R scores per batch (8 MiB float32)
+_COS_COLUMNS = 2048  # the cosines are computed this many words (columns) at a time
 
 
 Quad = tuple[str, str, str, str]
@@ -205,17 +208,26 @@ def _solve(
 ) -> np.ndarray:
     """Whether each question (rows of ``ids``: a, b, c, expected, as rows of ``unit``) is
     answered right. Scores of a batch of questions against all R words are combined from the
-    rows of ``sims = U_q U^T`` (U_q: unit vectors of the distinct question words)."""
+    rows of ``sims = U_q U^T`` (U_q: unit vectors of the distinct question words); where
+    JAX is imported, by analogy.cc's search, the same answers (:func:`_search_in_c`)."""
     rows = unit.shape[0]
     abc = ids[:, :3]
     chunk = max(16, _CHUNK_CELLS // rows)
     shared = np.unique(abc, return_inverse=True)
-    if shared[0].size * rows * 4 <= _SIMS_BUDGET:
+    eps = np.float32(epsilon)
+    cpus = max(1, threads or os.cpu_count() or 1)
+    in_budget = shared[0].size * rows * 4 <= _SIMS_BUDGET
+    lib = _library() if in_budget and unit.dtype == np.float32 else None
+    if lib is not None:
+        where = np.ascontiguousarray(shared[1].reshape(-1, 3), np.int64)
+        pred = canon[_search_in_c(lib, unit, shared[0], where, abc, method, eps, cpus)]
+        clash = (pred[:, None] == abc).any(axis=1)
+        if not clash.any():  # (else the few questions whose answer clashes are solved below)
+            return pred == ids[:, 3]
+    sims_all = where_all = None
+    if in_budget:
         sims_all = _cosines(unit, shared[0], method)
         where_all = shared[1].reshape(-1, 3)
-    else:
-        sims_all = where_all = None
-    eps = np.float32(epsilon)
     local = threading.local()  # each thread's score buffer, reused batch after batch
 
     def batch(start: int) -> np.ndarray:
@@ -246,19 +258,77 @@ def _solve(
         return pred == q[:, 3]
 
     starts = range(0, len(ids), chunk)
-    workers = max(1, min(threads or os.cpu_count() or 1, len(starts)))
+    workers = min(cpus, len(starts))
     if workers == 1:
         return np.concatenate([batch(s) for s in starts])
     with ThreadPoolExecutor(workers) as pool:  # numpy releases the GIL in these kernels
         return np.concatenate(list(pool.map(batch, starts)))
 
 
-def _cosines(unit: np.ndarray, words: np.ndarray, method: str) -> np.ndarray:
-    """cos(w, x) for the given words w (rows) and all x; shifted to (1 + cos) / 2 for mul."""
-    sims = unit[words] @ unit.T
+def _library():
+    """``analogy.cc``'s library where JAX is imported (it builds it), else None (numpy)."""
+    if "jax" not in sys.modules:
+        return None
+    from sgjax import kernels  # noqa: PLC0415 (imports JAX)
+
+    return kernels.analogy_library()
+
+
+def _search_in_c(lib, unit, words, where, abc, method: str, eps, cpus: int) -> np.ndarray:
+    """The column of each question's best score (``scores.argmax(axis=1)`` of
+    :func:`_solve`'s numpy method, question words at -inf): the cosines a block of
+    :data:`_COS_COLUMNS` columns at a time (:func:`_cosines`' blocks, so the same values,
+    in a buffer of a few MB instead of the whole matrix's fresh memory), each block scanned
+    by ``sgjax_analogy_scan`` for every question, a part of them per thread."""
+    rows, Q = unit.shape[0], len(where)
+    abc = np.ascontiguousarray(abc, np.int64)
+    top, at, done = np.full(Q, -np.inf, np.float32), np.zeros(Q, np.int64), np.zeros(Q, np.uint8)
+    step = -(-Q // cpus)
+    parts = [slice(lo, lo + step) for lo in range(0, Q, step)]
+    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    m, e = (0 if method == "add" else 1), float(eps)
+    U_w, buf = unit[words], np.empty(len(words) * min(rows, _COS_COLUMNS), np.float32)
+    with ThreadPoolExecutor(len(parts)) as pool:  # ctypes releases the GIL
+        for lo in range(0, rows, _COS_COLUMNS):
+            n = min(_COS_COLUMNS, rows - lo)
+            sims = _cosine_block(U_w, unit, lo, n, method, buf[: len(words) * n].reshape(-1, n))
+
+            def scan(s: slice, sims=sims, lo=lo, n=n) -> None:
+                lib.sgjax_analogy_scan(
+                    ptr(sims),
+                    n,
+                    lo,
+                    ptr(where[s]),
+                    ptr(abc[s]),
+                    len(where[s]),
+                    m,
+                    e,
+                    ptr(top[s]),
+                    ptr(at[s]),
+                    ptr(done[s]),
+                )
+
+            list(pool.map(scan, parts))
+    return at
+
+
+def _cosine_block(U_w, unit, lo: int, n: int, method: str, out: np.ndarray) -> np.ndarray:
+    """Columns [lo, lo + n) of the cosines: ``U_w unit[lo:lo + n]^T`` into ``out``."""
+    np.matmul(U_w, unit[lo : lo + n].T, out=out)
     if method == "mul":
-        sims += 1
-        sims *= 0.5
+        out += 1
+        out *= 0.5
+    return out
+
+
+def _cosines(unit: np.ndarray, words: np.ndarray, method: str) -> np.ndarray:
+    """cos(w, x) for the given words w (rows) and all x; shifted to (1 + cos) / 2 for mul.
+    In blocks of :data:`_COS_COLUMNS` columns, as :func:`_search_in_c` computes them."""
+    rows, U_w = unit.shape[0], unit[words]
+    sims = np.empty((len(words), rows), unit.dtype)
+    for lo in range(0, rows, _COS_COLUMNS):
+        n = min(_COS_COLUMNS, rows - lo)
+        _cosine_block(U_w, unit, lo, n, method, sims[:, lo : lo + n])
     return sims
 
 

@@ -96,13 +96,28 @@ def trained() -> WordVectors:
     return WordVectors.from_params(m.wv.index_to_key, m.wv.vectors)
 
 
+@pytest.fixture(params=["numpy", "c"])
+def solver(request, monkeypatch):
+    """The analogy search by numpy, or by analogy.cc (which it uses where JAX is imported)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(A, "_library", lambda: None)
+    else:
+        from sgjax import kernels
+
+        lib = kernels.analogy_library()
+        if lib is None:
+            pytest.skip("the C library does not build here (no C++ compiler)")
+        monkeypatch.setattr(A, "_library", lambda: lib)
+    return request.param
+
+
 # --- analogies vs gensim ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("restrict_vocab", "case_insensitive", "dummy4unknown"),
     [(300_000, True, False), (1200, True, False), (300_000, False, False), (1200, True, True)],
 )
 def test_analogies_equal_gensim_on_structured_vectors(
-    structured, restrict_vocab, case_insensitive, dummy4unknown
+    structured, restrict_vocab, case_insensitive, dummy4unknown, solver
 ):
     g = gensim_kv(structured)
     theirs = g.evaluate_word_analogies(
@@ -129,7 +144,7 @@ def test_analogies_equal_gensim_on_structured_vectors(
     assert ours.total.evaluated == (19544 if dummy4unknown else 19544 - ours.oov)
 
 
-def test_analogies_and_pairs_equal_gensim_on_a_trained_model(trained):
+def test_analogies_and_pairs_equal_gensim_on_a_trained_model(trained, solver):
     g = gensim_kv(trained)
     theirs = g.evaluate_word_analogies(QW)
     ours = evaluate_word_analogies(trained)
@@ -182,7 +197,7 @@ def cosmul_like_gensim(g, path: str, case_insensitive: bool = True):
     return (len(total["correct"]) / n if n else 0.0), sections + [total]
 
 
-def test_3cosmul_equals_gensim_most_similar_cosmul(structured):
+def test_3cosmul_equals_gensim_most_similar_cosmul(structured, solver):
     g = gensim_kv(structured)
     theirs = cosmul_like_gensim(g, QW)
     ours = evaluate_word_analogies(structured, method="mul", epsilon=1e-6, restrict_vocab=None)
@@ -194,7 +209,7 @@ def test_3cosmul_equals_gensim_most_similar_cosmul(structured):
     assert abs(default.score - ours.score) < 0.01
 
 
-def test_case_variant_of_a_question_word_is_skipped_like_gensim(tmp_path):
+def test_case_variant_of_a_question_word_is_skipped_like_gensim(tmp_path, solver):
     # b + c - a points at "B" (a case variant of b, not excluded by index), then at d
     a, b, c = np.eye(4, dtype=np.float32)[:3]
     target = b + c - a
@@ -220,7 +235,7 @@ def test_case_variant_of_a_question_word_is_skipped_like_gensim(tmp_path):
     assert ours_cs.total.correct == ()
 
 
-def test_analogy_file_edge_cases_match_gensim(tmp_path, structured):
+def test_analogy_file_edge_cases_match_gensim(tmp_path, structured, solver):
     content = (
         ": first\r\n"
         "athens greece baghdad iraq\r\n"
@@ -266,12 +281,49 @@ def test_bad_analogy_files_raise(tmp_path, structured, content, match):
         evaluate_word_analogies(structured, tmp_path / "missing.txt")
 
 
-def test_batching_threads_and_the_low_memory_path_agree(structured, monkeypatch):
+def test_batching_threads_and_the_low_memory_path_agree(structured, monkeypatch, solver):
     ref = evaluate_word_analogies(structured, method="mul", threads=1).to_gensim()
     assert evaluate_word_analogies(structured, method="mul", threads=2).to_gensim() == ref
     monkeypatch.setattr(A, "_SIMS_BUDGET", 0)  # cosines per batch, not for all words at once
     monkeypatch.setattr(A, "_CHUNK_CELLS", 400_000)
     assert evaluate_word_analogies(structured, method="mul", threads=2).to_gensim() == ref
+
+
+@pytest.mark.parametrize("columns", [7, 256, 300, 2048])
+@pytest.mark.parametrize("method", ["add", "mul"])
+@pytest.mark.parametrize("nan", [False, True])
+def test_c_search_is_numpys_argmax(columns, method, nan, monkeypatch):
+    """analogy.cc's column of each question's best score is numpy's argmax over the scores
+    (question words at -inf): equal scores (repeated vectors) give the first column, a NaN
+    score is the maximum (the first NaN); across blocks of columns of any size, 1 or 2
+    threads."""
+    from sgjax import kernels
+
+    lib = kernels.analogy_library()
+    if lib is None:
+        pytest.skip("the C library does not build here (no C++ compiler)")
+    rng = np.random.default_rng(columns)
+    unit = rng.standard_normal((700, 8)).astype(np.float32)
+    unit[rng.integers(0, 700, 300)] = unit[rng.integers(0, 700, 300)]  # ties
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    abc = rng.integers(0, 700, (500, 3))
+    abc[:50] = abc[:50, [0]]  # a = b = c
+    if nan:  # a NaN score for every question, in a later block (all NaN: a question of it)
+        unit[650] = np.nan
+        abc[60:70, 1] = 650
+    words, inv = np.unique(abc, return_inverse=True)
+    where = inv.reshape(-1, 3).astype(np.int64)
+    monkeypatch.setattr(A, "_COS_COLUMNS", columns)
+    sims = A._cosines(unit, words, method)
+    a, b, c = sims[where[:, 0]], sims[where[:, 1]], sims[where[:, 2]]
+    scores = (b + c) - a if method == "add" else (b * c) / (a + np.float32(1e-3))
+    scores[np.arange(500)[:, None], abc] = -np.inf
+    expected = scores.argmax(axis=1)
+    assert len(set(expected.tolist())) > (1 if nan else 20)
+    assert np.isnan(scores).any() == nan
+    for cpus in (1, 2):
+        found = A._search_in_c(lib, unit, words, where, abc, method, np.float32(1e-3), cpus)
+        assert found.tolist() == expected.tolist()
 
 
 @pytest.mark.slow

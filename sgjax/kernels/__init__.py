@@ -136,10 +136,18 @@ def why() -> str:
 TEXTFLOAT = Path(__file__).with_name("textfloat.cc")
 #: ``tokens.cc``: the corpus's token counts and word ids in C (:mod:`sgjax.ctokens`).
 TOKENS = Path(__file__).with_name("tokens.cc")
+#: ``analogy.cc``: :mod:`sgjax.analogy`'s search for each question's best word in C.
+ANALOGY = Path(__file__).with_name("analogy.cc")
 _P, _I64 = ctypes.c_void_p, ctypes.c_int64
 #: The C functions of each helper library: name -> (restype, argtypes).
 _FUNCTIONS = {
     TEXTFLOAT: {"sgjax_format_rows": (_I64, [_P, _I64, _I64, _P, _P, _P])},
+    ANALOGY: {
+        "sgjax_analogy_scan": (
+            None,
+            [_P, _I64, _I64, _P, _P, _I64, _I64, ctypes.c_float] + [_P] * 3,
+        )
+    },
     TOKENS: {
         "sgjax_table_new": (_P, []),
         "sgjax_table_free": (None, [_P]),
@@ -172,6 +180,11 @@ def helper_library(source: Path) -> ctypes.CDLL | None:
 def textfloat_library() -> ctypes.CDLL | None:
     """``textfloat.cc``'s library (:func:`helper_library`)."""
     return helper_library(TEXTFLOAT)
+
+
+def analogy_library() -> ctypes.CDLL | None:
+    """``analogy.cc``'s library (:func:`helper_library`)."""
+    return helper_library(ANALOGY)
 
 
 def tokens_library() -> ctypes.CDLL | None:
