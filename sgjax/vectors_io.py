@@ -35,7 +35,7 @@ import os
 import re
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +58,10 @@ PathLike = str | os.PathLike[str]
 SEPARATORS = b" \t\n\r\x0b\x0c"
 MAX_VOCAB, MAX_DIM = 2**63 - 1, 2**31 - 1
 _SHOWN = 40  # characters of a word, field or line that an error message shows
+# rows written at a time: a block's bytes (~1 MB of text at dim 100), not the whole file's,
+# so that writing grows the process by little (on a fresh VM, new memory's first touch is
+# what a run's last phases pay for; BENCHMARKS.md, "The seventh pass")
+_WRITE_ROWS = 1024
 _DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error)  # BadGzipFile, cut stream, bad data
 _HEADER_FIELD = re.compile(rb"[0-9]{1,19}")
 _NUMBER = re.compile(
@@ -419,24 +423,39 @@ def write_arrays(
     OSError raised then names ``path``). See :func:`sgjax.vectors.write_word2vec`."""
     encoded = _encode_words(words)
     v, n = matrix.shape
-    parts = [f"{v} {n}\n".encode()]
     if binary:
-        rows = np.ascontiguousarray(matrix, dtype="<f4").tobytes()
         end = b"\n" if newline else b""
-        step = 4 * n
-        for i, w in enumerate(encoded):
-            parts.append(w + b" " + rows[i * step : (i + 1) * step] + end)
+
+        def rows(lo: int, hi: int) -> Iterable[bytes]:
+            block = np.ascontiguousarray(matrix[lo:hi], dtype="<f4").tobytes()
+            step = 4 * n
+            return (
+                w + b" " + block[i * step : (i + 1) * step] + end
+                for i, w in enumerate(encoded[lo:hi])
+            )
+
     elif precision == textfloat.DIGITS and _float32_exact(matrix):  # vectorised, same bytes
-        for w, row in zip(encoded, textfloat.format_rows(matrix), strict=True):
-            parts.append(w + b" " + row + b"\n")
+
+        def rows(lo: int, hi: int) -> Iterable[bytes]:
+            text = textfloat.format_rows(matrix[lo:hi])
+            return (w + b" " + row + b"\n" for w, row in zip(encoded[lo:hi], text, strict=True))
+
     else:
         fmt = " ".join([f"%.{int(precision)}g"] * n)
-        for w, row in zip(encoded, np.asarray(matrix).tolist(), strict=True):
-            parts.append(w + b" " + (fmt % tuple(row)).encode("ascii") + b"\n")
-    data = b"".join(parts)
-    if str(path).endswith(".gz"):
-        data = gzip.compress(data)
-    _write_atomically(Path(path), data)
+
+        def rows(lo: int, hi: int) -> Iterable[bytes]:
+            values = np.asarray(matrix[lo:hi]).tolist()
+            return (
+                w + b" " + (fmt % tuple(row)).encode("ascii") + b"\n"
+                for w, row in zip(encoded[lo:hi], values, strict=True)
+            )
+
+    def pieces() -> Iterator[bytes]:  # a block of rows at a time: memory for one block
+        yield f"{v} {n}\n".encode()
+        for lo in range(0, v, _WRITE_ROWS):
+            yield b"".join(rows(lo, min(v, lo + _WRITE_ROWS)))
+
+    _write_atomically(Path(path), pieces(), compress=str(path).endswith(".gz"))
 
 
 def _float32_exact(matrix: np.ndarray) -> bool:
@@ -450,11 +469,14 @@ def _float32_exact(matrix: np.ndarray) -> bool:
         return bool(np.array_equal(m.astype(np.float32), m, equal_nan=True))
 
 
-def _write_atomically(target: Path, data: bytes) -> None:
+def _write_atomically(target: Path, pieces: Iterable[bytes], compress: bool = False) -> None:
     tmp = target.with_name(target.name + ".tmp")
     try:
-        with open(tmp, "wb") as f:
-            f.write(data)
+        with open(tmp, "wb") as raw:
+            f = gzip.GzipFile(filename="", mode="wb", fileobj=raw) if compress else raw
+            with f:
+                for piece in pieces:
+                    f.write(piece)
         os.replace(tmp, target)
     except BaseException as e:
         with contextlib.suppress(OSError):

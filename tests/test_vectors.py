@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from sgjax import vectors_io
 from sgjax.vectors import (
     VectorsFormatError,
     WordVectors,
@@ -114,10 +115,16 @@ def test_most_similar_matches_gensim():
         (True, True, ".bin.gz"),
     ],
 )
-def test_round_trip_is_exact(tmp_path, binary, newline, suffix):
+def test_round_trip_is_exact(tmp_path, binary, newline, suffix, monkeypatch):
     kv = random_vectors()
     p = tmp_path / f"v{suffix}"
     write_word2vec(kv, p, binary=binary, newline=newline)
+    whole = gzip.open(p).read() if suffix.endswith(".gz") else p.read_bytes()
+    for rows in (1, 3):  # written a block of rows at a time: the same bytes
+        monkeypatch.setattr(vectors_io, "_WRITE_ROWS", rows)
+        write_word2vec(kv, tmp_path / f"b{suffix}", binary=binary, newline=newline)
+        b = tmp_path / f"b{suffix}"
+        assert (gzip.open(b).read() if suffix.endswith(".gz") else b.read_bytes()) == whole
     for flag in (binary, None):  # stated and detected format
         back = read_word2vec(p, flag)
         assert back.words == kv.words
