@@ -208,8 +208,10 @@ def _solve(
 ) -> np.ndarray:
     """Whether each question (rows of ``ids``: a, b, c, expected, as rows of ``unit``) is
     answered right. Scores of a batch of questions against all R words are combined from the
-    rows of ``sims = U_q U^T`` (U_q: unit vectors of the distinct question words); where
-    JAX is imported, by analogy.cc's search, the same answers (:func:`_search_in_c`)."""
+    rows of ``sims = U_q U^T`` (U_q: unit vectors of the distinct question words). Where
+    analogy.cc is used (JAX imported, float32 vectors, the matrix within ``_SIMS_BUDGET``),
+    its search gives the same answers (:func:`_search_in_c`), and numpy scores only the
+    questions whose best word is a case variant of one of theirs (gensim's 5 candidates)."""
     rows = unit.shape[0]
     abc = ids[:, :3]
     chunk = max(16, _CHUNK_CELLS // rows)
@@ -217,27 +219,10 @@ def _solve(
     eps = np.float32(epsilon)
     cpus = max(1, threads or os.cpu_count() or 1)
     in_budget = shared[0].size * rows * 4 <= _SIMS_BUDGET
-    lib = _library() if in_budget and unit.dtype == np.float32 else None
-    if lib is not None:
-        where = np.ascontiguousarray(shared[1].reshape(-1, 3), np.int64)
-        pred = canon[_search_in_c(lib, unit, shared[0], where, abc, method, eps, cpus)]
-        clash = (pred[:, None] == abc).any(axis=1)
-        if not clash.any():  # (else the few questions whose answer clashes are solved below)
-            return pred == ids[:, 3]
-    sims_all = where_all = None
-    if in_budget:
-        sims_all = _cosines(unit, shared[0], method)
-        where_all = shared[1].reshape(-1, 3)
     local = threading.local()  # each thread's score buffer, reused batch after batch
 
-    def batch(start: int) -> np.ndarray:
-        sl = slice(start, start + chunk)
-        q = ids[sl]
-        if sims_all is not None:
-            sims, where = sims_all, where_all[sl]
-        else:
-            uniq, inv = np.unique(q[:, :3], return_inverse=True)
-            sims, where = _cosines(unit, uniq, method), inv.reshape(-1, 3)
+    def answer(q: np.ndarray, sims: np.ndarray, where: np.ndarray) -> np.ndarray:
+        """Whether questions ``q`` are answered right, their words rows ``where`` of sims."""
         if getattr(local, "scores", None) is None:
             local.scores = np.empty((chunk, rows), np.float32)
         scores = local.scores[: len(q)]
@@ -256,6 +241,31 @@ def _solve(
         for j in np.flatnonzero(clash):
             pred[j] = _first_other(scores[j], canon, q[j, :3])
         return pred == q[:, 3]
+
+    lib = _library() if in_budget and unit.dtype == np.float32 else None
+    if lib is not None:
+        where = shared[1].reshape(-1, 3)
+        pred = canon[_search_in_c(lib, unit, shared[0], where, abc, method, eps, cpus)]
+        right = pred == ids[:, 3]
+        clash = np.flatnonzero((pred[:, None] == abc).any(axis=1))
+        if clash.size:  # gensim's choice among the best 5: those questions' scores by numpy
+            need, inv = np.unique(where[clash], return_inverse=True)
+            sims, near = _cosines(unit, shared[0], method, keep=need), inv.reshape(-1, 3)
+            for lo in range(0, clash.size, chunk):
+                part = clash[lo : lo + chunk]
+                right[part] = answer(ids[part], sims, near[lo : lo + chunk])
+        return right
+    sims_all = where_all = None
+    if in_budget:
+        sims_all = _cosines(unit, shared[0], method)
+        where_all = shared[1].reshape(-1, 3)
+
+    def batch(start: int) -> np.ndarray:
+        sl = slice(start, start + chunk)
+        if sims_all is not None:
+            return answer(ids[sl], sims_all, where_all[sl])
+        uniq, inv = np.unique(ids[sl, :3], return_inverse=True)
+        return answer(ids[sl], _cosines(unit, uniq, method), inv.reshape(-1, 3))
 
     starts = range(0, len(ids), chunk)
     workers = min(cpus, len(starts))
@@ -281,7 +291,7 @@ def _search_in_c(lib, unit, words, where, abc, method: str, eps, cpus: int) -> n
     in a buffer of a few MB instead of the whole matrix's fresh memory), each block scanned
     by ``sgjax_analogy_scan`` for every question, a part of them per thread."""
     rows, Q = unit.shape[0], len(where)
-    abc = np.ascontiguousarray(abc, np.int64)
+    where, abc = np.ascontiguousarray(where, np.int64), np.ascontiguousarray(abc, np.int64)
     top, at, done = np.full(Q, -np.inf, np.float32), np.zeros(Q, np.int64), np.zeros(Q, np.uint8)
     step = -(-Q // cpus)
     parts = [slice(lo, lo + step) for lo in range(0, Q, step)]
@@ -321,14 +331,22 @@ def _cosine_block(U_w, unit, lo: int, n: int, method: str, out: np.ndarray) -> n
     return out
 
 
-def _cosines(unit: np.ndarray, words: np.ndarray, method: str) -> np.ndarray:
+def _cosines(
+    unit: np.ndarray, words: np.ndarray, method: str, keep: np.ndarray | None = None
+) -> np.ndarray:
     """cos(w, x) for the given words w (rows) and all x; shifted to (1 + cos) / 2 for mul.
-    In blocks of :data:`_COS_COLUMNS` columns, as :func:`_search_in_c` computes them."""
+    In blocks of :data:`_COS_COLUMNS` columns, as :func:`_search_in_c` computes them;
+    ``keep``: only these rows (indices into ``words``), computed alike."""
     rows, U_w = unit.shape[0], unit[words]
-    sims = np.empty((len(words), rows), unit.dtype)
+    sims = np.empty((len(words) if keep is None else len(keep), rows), unit.dtype)
+    block = np.empty(len(words) * min(rows, _COS_COLUMNS), unit.dtype) if keep is not None else None
     for lo in range(0, rows, _COS_COLUMNS):
         n = min(_COS_COLUMNS, rows - lo)
-        _cosine_block(U_w, unit, lo, n, method, sims[:, lo : lo + n])
+        if keep is None:
+            _cosine_block(U_w, unit, lo, n, method, sims[:, lo : lo + n])
+        else:
+            out = _cosine_block(U_w, unit, lo, n, method, block[: len(words) * n].reshape(-1, n))
+            sims[:, lo : lo + n] = out[keep]
     return sims
 
 

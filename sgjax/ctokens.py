@@ -82,12 +82,15 @@ def count_words(
             if stats is not None:
                 stats.tokens += n
             if max_unique_words is not None and table.size() > max_unique_words:
-                lib.sgjax_table_prune(table.ptr, min_reduce)
+                if lib.sgjax_table_prune(table.ptr, min_reduce) < 0:
+                    raise MemoryError(f"{chunk.path}: no memory to prune its distinct words")
                 min_reduce += 1
         words, counts = table.strings()
     finally:
         table.close()
-    return Counter(dict(zip(words, counts, strict=True))), min_reduce
+    counter: Counter = Counter()
+    dict.update(counter, zip(words, counts, strict=True))  # (Counter.update would count pairs)
+    return counter, min_reduce
 
 
 class Lookup:

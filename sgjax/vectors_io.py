@@ -59,8 +59,8 @@ SEPARATORS = b" \t\n\r\x0b\x0c"
 MAX_VOCAB, MAX_DIM = 2**63 - 1, 2**31 - 1
 _SHOWN = 40  # characters of a word, field or line that an error message shows
 # rows written at a time: a block's bytes (~1 MB of text at dim 100), not the whole file's,
-# so that writing grows the process by little (on a fresh VM, new memory's first touch is
-# what a run's last phases pay for; BENCHMARKS.md, "The seventh pass")
+# so that writing float32 vectors grows the process by little (on a fresh VM, new memory's
+# first touch is what a run's last phases pay for; BENCHMARKS.md, "The seventh pass")
 _WRITE_ROWS = 1024
 _DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error)  # BadGzipFile, cut stream, bad data
 _HEADER_FIELD = re.compile(rb"[0-9]{1,19}")
@@ -423,6 +423,8 @@ def write_arrays(
     OSError raised then names ``path``). See :func:`sgjax.vectors.write_word2vec`."""
     encoded = _encode_words(words)
     v, n = matrix.shape
+    if len(encoded) != v:
+        raise ValueError(f"{len(encoded)} words but {v} vectors")
     if binary:
         end = b"\n" if newline else b""
 

@@ -96,28 +96,13 @@ def trained() -> WordVectors:
     return WordVectors.from_params(m.wv.index_to_key, m.wv.vectors)
 
 
-@pytest.fixture(params=["numpy", "c"])
-def solver(request, monkeypatch):
-    """The analogy search by numpy, or by analogy.cc (which it uses where JAX is imported)."""
-    if request.param == "numpy":
-        monkeypatch.setattr(A, "_library", lambda: None)
-    else:
-        from sgjax import kernels
-
-        lib = kernels.analogy_library()
-        if lib is None:
-            pytest.skip("the C library does not build here (no C++ compiler)")
-        monkeypatch.setattr(A, "_library", lambda: lib)
-    return request.param
-
-
 # --- analogies vs gensim ----------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("restrict_vocab", "case_insensitive", "dummy4unknown"),
     [(300_000, True, False), (1200, True, False), (300_000, False, False), (1200, True, True)],
 )
 def test_analogies_equal_gensim_on_structured_vectors(
-    structured, restrict_vocab, case_insensitive, dummy4unknown, solver
+    structured, restrict_vocab, case_insensitive, dummy4unknown, analogy_method
 ):
     g = gensim_kv(structured)
     theirs = g.evaluate_word_analogies(
@@ -144,7 +129,7 @@ def test_analogies_equal_gensim_on_structured_vectors(
     assert ours.total.evaluated == (19544 if dummy4unknown else 19544 - ours.oov)
 
 
-def test_analogies_and_pairs_equal_gensim_on_a_trained_model(trained, solver):
+def test_analogies_and_pairs_equal_gensim_on_a_trained_model(trained, analogy_method):
     g = gensim_kv(trained)
     theirs = g.evaluate_word_analogies(QW)
     ours = evaluate_word_analogies(trained)
@@ -197,7 +182,7 @@ def cosmul_like_gensim(g, path: str, case_insensitive: bool = True):
     return (len(total["correct"]) / n if n else 0.0), sections + [total]
 
 
-def test_3cosmul_equals_gensim_most_similar_cosmul(structured, solver):
+def test_3cosmul_equals_gensim_most_similar_cosmul(structured, analogy_method):
     g = gensim_kv(structured)
     theirs = cosmul_like_gensim(g, QW)
     ours = evaluate_word_analogies(structured, method="mul", epsilon=1e-6, restrict_vocab=None)
@@ -209,7 +194,7 @@ def test_3cosmul_equals_gensim_most_similar_cosmul(structured, solver):
     assert abs(default.score - ours.score) < 0.01
 
 
-def test_case_variant_of_a_question_word_is_skipped_like_gensim(tmp_path, solver):
+def test_case_variant_of_a_question_word_is_skipped_like_gensim(tmp_path, analogy_method):
     # b + c - a points at "B" (a case variant of b, not excluded by index), then at d
     a, b, c = np.eye(4, dtype=np.float32)[:3]
     target = b + c - a
@@ -235,7 +220,7 @@ def test_case_variant_of_a_question_word_is_skipped_like_gensim(tmp_path, solver
     assert ours_cs.total.correct == ()
 
 
-def test_analogy_file_edge_cases_match_gensim(tmp_path, structured, solver):
+def test_analogy_file_edge_cases_match_gensim(tmp_path, structured, analogy_method):
     content = (
         ": first\r\n"
         "athens greece baghdad iraq\r\n"
@@ -281,12 +266,31 @@ def test_bad_analogy_files_raise(tmp_path, structured, content, match):
         evaluate_word_analogies(structured, tmp_path / "missing.txt")
 
 
-def test_batching_threads_and_the_low_memory_path_agree(structured, monkeypatch, solver):
+def test_batching_threads_and_the_low_memory_path_agree(structured, monkeypatch, analogy_method):
     ref = evaluate_word_analogies(structured, method="mul", threads=1).to_gensim()
     assert evaluate_word_analogies(structured, method="mul", threads=2).to_gensim() == ref
     monkeypatch.setattr(A, "_SIMS_BUDGET", 0)  # cosines per batch, not for all words at once
     monkeypatch.setattr(A, "_CHUNK_CELLS", 400_000)
     assert evaluate_word_analogies(structured, method="mul", threads=2).to_gensim() == ref
+
+
+def test_c_search_rescores_only_the_clashing_questions(structured, monkeypatch):
+    """With analogy.cc, numpy scores only the questions whose best word is a case variant
+    of one of theirs (gensim then looks further), from their words' rows of the cosines;
+    the outcomes equal numpy's method throughout."""
+    from sgjax import kernels
+
+    lib = kernels.analogy_library()
+    if lib is None:
+        pytest.skip("the C library does not build here (no C++ compiler)")
+    monkeypatch.setattr(A, "_library", lambda: None)
+    ref = evaluate_word_analogies(structured, restrict_vocab=None).to_gensim()
+    monkeypatch.setattr(A, "_library", lambda: lib)
+    calls, real = [], A._cosines
+    monkeypatch.setattr(A, "_cosines", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    assert evaluate_word_analogies(structured, restrict_vocab=None).to_gensim() == ref
+    ((args, kw),) = calls  # some question words' rows, not all
+    assert 0 < len(kw["keep"]) < len(args[1])
 
 
 @pytest.mark.parametrize("columns", [7, 256, 300, 2048])

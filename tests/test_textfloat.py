@@ -44,23 +44,8 @@ def _cases() -> dict[str, np.ndarray]:
 CASES = _cases()
 
 
-@pytest.fixture(params=["numpy", "c"])
-def method(request, monkeypatch):
-    """format_rows by numpy, or by the C library (which it uses where JAX is imported)."""
-    if request.param == "numpy":
-        monkeypatch.setattr(textfloat, "_library", lambda: None)
-    else:
-        from sgjax import kernels
-
-        lib = kernels.textfloat_library()
-        if lib is None:
-            pytest.skip("the C library does not build here (no C++ compiler)")
-        monkeypatch.setattr(textfloat, "_library", lambda: lib)
-    return request.param
-
-
 @pytest.mark.parametrize("name", list(CASES))
-def test_rows_equal_python_formatting(name, method):
+def test_rows_equal_python_formatting(name, textfloat_method):
     m = CASES[name]
     assert textfloat.format_rows(m) == python_rows(m)
 
@@ -83,7 +68,7 @@ def test_c_library_is_used_where_jax_is_imported(monkeypatch):
     assert textfloat.format_rows(m) == python_rows(m) and not calls
 
 
-def test_chunks_and_python_rows_in_between(monkeypatch, method):
+def test_chunks_and_python_rows_in_between(monkeypatch, textfloat_method):
     """Many chunks, rows formatted by Python (inf, 1e-20, 1e10) among vectorised ones."""
     m = (np.random.default_rng(1).standard_normal((50, 7)) * 3).astype(np.float32)
     m[[3, 17, 18, 49], [0, 6, 2, 5]] = [np.inf, 1e-20, 1e10, np.nan]
@@ -91,7 +76,7 @@ def test_chunks_and_python_rows_in_between(monkeypatch, method):
     assert textfloat.format_rows(m) == python_rows(m)
 
 
-def test_shapes(method):
+def test_shapes(textfloat_method):
     assert textfloat.format_rows(np.zeros((3, 0), np.float32)) == [b""] * 3
     assert textfloat.format_rows(np.zeros((0, 4), np.float32)) == []
     with pytest.raises(ValueError, match="2-d"):

@@ -134,6 +134,14 @@ def test_round_trip_is_exact(tmp_path, binary, newline, suffix, monkeypatch):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_writer_refuses_words_and_vectors_of_different_counts(tmp_path):
+    m = np.ones((3, 2), np.float32)
+    for binary in (True, False):
+        with pytest.raises(ValueError, match="2 words but 3 vectors"):
+            vectors_io.write_arrays(["a", "b"], m, tmp_path / "v", binary)
+    assert not list(tmp_path.iterdir())
+
+
 def test_binary_bytes_are_word2vec_c_layout(tmp_path):
     kv = WordVectors.from_params(["ab", "ç"], np.array([[1.5, -2.0], [0.25, 3.0]], np.float32))
     write_word2vec(kv, tmp_path / "c.bin", binary=True)

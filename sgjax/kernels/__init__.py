@@ -154,7 +154,7 @@ _FUNCTIONS = {
         "sgjax_count_tokens": (_I64, [_P, ctypes.c_char_p, _I64]),
         "sgjax_table_size": (_I64, [_P, _P]),
         "sgjax_table_export": (None, [_P, _P, _P]),
-        "sgjax_table_prune": (None, [_P, _I64]),
+        "sgjax_table_prune": (_I64, [_P, _I64]),
         "sgjax_table_add_words": (_I64, [_P, ctypes.c_char_p, _P, _I64]),
         "sgjax_lookup_tokens": (_I64, [_P, ctypes.c_char_p, _I64, _P, _P]),
     },

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -101,7 +102,13 @@ int64_t each_token(const unsigned char* data, int64_t n, F f, G g) {
 
 extern "C" {
 
-void* sgjax_table_new() { return new (std::nothrow) Table(); }
+void* sgjax_table_new() {  // null: out of memory
+  try {
+    return new Table();
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
 void sgjax_table_free(void* t) { delete static_cast<Table*>(t); }
 
 // Counting (sgjax.vocab.count_words): adds the tokens of data[0, n) to the counts and
@@ -139,16 +146,21 @@ void sgjax_table_export(void* t, char* out, int64_t* counts) {
 }
 
 // gensim's max_vocab_size pruning: keeps the strings counted at least min_count times,
-// in their order
-void sgjax_table_prune(void* t, int64_t min_count) {
+// in their order; 0, or -1 out of memory (the table unchanged)
+int64_t sgjax_table_prune(void* t, int64_t min_count) {
   Table& tb = *static_cast<Table*>(t);
-  Table kept;
-  for (int64_t i = 0; i < tb.size(); ++i)
-    if (tb.count[i] >= min_count) {
-      const int64_t a = tb.start[i], len = tb.start[i + 1] - a;
-      kept.count[kept.find(tb.bytes.data() + a, len, tb.hashes[i], true)] = tb.count[i];
-    }
-  std::swap(tb, kept);
+  try {
+    Table kept;
+    for (int64_t i = 0; i < tb.size(); ++i)
+      if (tb.count[i] >= min_count) {
+        const int64_t a = tb.start[i], len = tb.start[i + 1] - a;
+        kept.count[kept.find(tb.bytes.data() + a, len, tb.hashes[i], true)] = tb.count[i];
+      }
+    std::swap(tb, kept);
+  } catch (const std::bad_alloc&) {
+    return -1;
+  }
+  return 0;
 }
 
 // A lookup (sgjax.encode): the table of the words words[ends[i-1], ends[i]) for i < V, in
