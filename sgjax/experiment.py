@@ -307,6 +307,8 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
     elif out is not None and sharding.is_primary():
         rundir.check_fresh(out, overwrite)  # before anything is read or written
     use_compile_cache(cfg.train.compile_cache)
+    if out is not None:  # a checkpoint will be written: orbax imported meanwhile
+        checkpoint.warm_up()
     if resume:
         with clock("vocab"):
             vocab = load_vocab(out / "vocab.txt")

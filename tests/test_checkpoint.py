@@ -332,3 +332,21 @@ def test_training_keeps_the_configured_checkpoints(corpus, tmp_path, keep, keep_
         assert not any(m.get("keep_forever") for m in metas)
     for p in found:
         assert checkpoint.verify(p) is None
+
+
+def test_warm_up_imports_orbax_in_a_thread():
+    """A run imports orbax beside its vocabulary and encoding (checkpoint.warm_up), not in
+    its last checkpoint's thread during the evaluation."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, threading\n"
+        "from sgjax import checkpoint\n"
+        "before = 'orbax.checkpoint' in sys.modules\n"
+        "checkpoint.warm_up()\n"
+        "[t.join() for t in threading.enumerate() if t.name == 'sgjax-orbax-import']\n"
+        "print(before, 'orbax.checkpoint' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "True"], out.stderr
