@@ -5,6 +5,7 @@ evaluated (the worst case), padded with filler words to --vocab rows of random v
 
     python scripts/bench_evaluate.py                  # 30,000 x 100, best of --repeat runs
     python scripts/bench_evaluate.py --gensim         # also time gensim 4 on the same vectors
+    python scripts/bench_evaluate.py --c-helpers      # the C analogy search and writer (a run's)
 """
 
 from __future__ import annotations
@@ -64,7 +65,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gensim", action="store_true", help="time gensim's evaluators too")
+    ap.add_argument(
+        "--c-helpers",
+        action="store_true",
+        help="import JAX first, so that the analogy search and the text writer use their C "
+        "libraries (sgjax.kernels), as in a run; without it, numpy's methods",
+    )
     args = ap.parse_args()
+    if args.c_helpers:
+        import jax  # noqa: F401, PLC0415 (sgjax.analogy and sgjax.textfloat then use C)
 
     kv = build_table(args.vocab, args.dim, args.seed)
     r: dict[str, Any] = {
@@ -73,6 +82,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
         "repeat": args.repeat,
+        "c_helpers": args.c_helpers,
     }
     _ = kv.unit  # normalise once, as any evaluation after loading would
     for method in ("add", "mul"):
