@@ -335,18 +335,16 @@ def _cosines(
     unit: np.ndarray, words: np.ndarray, method: str, keep: np.ndarray | None = None
 ) -> np.ndarray:
     """cos(w, x) for the given words w (rows) and all x; shifted to (1 + cos) / 2 for mul.
-    In blocks of :data:`_COS_COLUMNS` columns, as :func:`_search_in_c` computes them;
-    ``keep``: only these rows (indices into ``words``), computed alike."""
+    In blocks of :data:`_COS_COLUMNS` columns, each made as :func:`_search_in_c` makes it
+    (the same product into a contiguous buffer, so the same values); ``keep``: only these
+    rows (indices into ``words``)."""
     rows, U_w = unit.shape[0], unit[words]
     sims = np.empty((len(words) if keep is None else len(keep), rows), unit.dtype)
-    block = np.empty(len(words) * min(rows, _COS_COLUMNS), unit.dtype) if keep is not None else None
+    block = np.empty(len(words) * min(rows, _COS_COLUMNS), unit.dtype)
     for lo in range(0, rows, _COS_COLUMNS):
         n = min(_COS_COLUMNS, rows - lo)
-        if keep is None:
-            _cosine_block(U_w, unit, lo, n, method, sims[:, lo : lo + n])
-        else:
-            out = _cosine_block(U_w, unit, lo, n, method, block[: len(words) * n].reshape(-1, n))
-            sims[:, lo : lo + n] = out[keep]
+        out = _cosine_block(U_w, unit, lo, n, method, block[: len(words) * n].reshape(-1, n))
+        sims[:, lo : lo + n] = out if keep is None else out[keep]
     return sims
 
 
