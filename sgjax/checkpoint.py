@@ -48,7 +48,6 @@ rebuilding the corpus or the optimizer.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -188,21 +187,6 @@ def _epoch_end(meta: dict) -> bool:
     checkpoint at batch 0 of an epoch after the first (N-step and interrupt checkpoints
     come after a step, so at batch 1 or later)."""
     return meta.get("batch_in_epoch") == 0 and int(meta.get("epoch") or 0) >= 1
-
-
-def warm_up() -> None:
-    """Import orbax in a background thread: a run's first checkpoint (its last, in a short
-    run) would otherwise import it (0.18 s, holding the GIL) while the evaluation runs.
-    Started before the vocabulary and the encoding, whose C loops (:mod:`sgjax.ctokens`)
-    leave the GIL and the second core free. An import error is raised by the save itself."""
-    import importlib  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
-    def run() -> None:
-        with contextlib.suppress(Exception):
-            importlib.import_module("orbax.checkpoint")
-
-    threading.Thread(target=run, name="sgjax-orbax-import", daemon=True).start()
 
 
 class Saver:

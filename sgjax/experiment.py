@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from sgjax import checkpoint, examples, kernels, rundir, sharding
+from sgjax import checkpoint, ckpt_manager, examples, kernels, rundir, sharding
 from sgjax.callbacks import Recorder
 from sgjax.config import Config, load_config, to_yaml
 from sgjax.continuation import continued_schedule, init_rows
@@ -308,7 +308,7 @@ def _train(cfg, out_dir, resume, overwrite, progress, evaluate_each_epoch, clock
         rundir.check_fresh(out, overwrite)  # before anything is read or written
     use_compile_cache(cfg.train.compile_cache)
     if out is not None:  # a checkpoint will be written: orbax imported meanwhile
-        checkpoint.warm_up()
+        ckpt_manager.warm_up()
     if resume:
         with clock("vocab"):
             vocab = load_vocab(out / "vocab.txt")

@@ -335,16 +335,16 @@ def test_training_keeps_the_configured_checkpoints(corpus, tmp_path, keep, keep_
 
 
 def test_warm_up_imports_orbax_in_a_thread():
-    """A run imports orbax beside its vocabulary and encoding (checkpoint.warm_up), not in
+    """A run imports orbax beside its vocabulary and encoding (ckpt_manager.warm_up), not in
     its last checkpoint's thread during the evaluation."""
     import subprocess
     import sys
 
     code = (
         "import sys, threading\n"
-        "from sgjax import checkpoint\n"
+        "from sgjax import ckpt_manager\n"
         "before = 'orbax.checkpoint' in sys.modules\n"
-        "checkpoint.warm_up()\n"
+        "ckpt_manager.warm_up()\n"
         "[t.join() for t in threading.enumerate() if t.name == 'sgjax-orbax-import']\n"
         "print(before, 'orbax.checkpoint' in sys.modules)\n"
     )
