@@ -14,9 +14,7 @@ question (timings: see BENCHMARKS.md, "Evaluation").
 
 from __future__ import annotations
 
-import ctypes
 import os
-import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from sgjax import chelpers
 from sgjax.evaldata import (
     DEFAULT_RESTRICT_VOCAB,
     EvaluationDataError,
@@ -276,12 +275,8 @@ def _solve(
 
 
 def _library():
-    """``analogy.cc``'s library where JAX is imported (it builds it), else None (numpy)."""
-    if "jax" not in sys.modules:
-        return None
-    from sgjax import kernels  # noqa: PLC0415 (imports JAX)
-
-    return kernels.analogy_library()
+    """``analogy.cc``'s library where JAX is imported (:func:`sgjax.chelpers.library`)."""
+    return chelpers.library("analogy")
 
 
 def _search_in_c(lib, unit, words, where, abc, method: str, eps, cpus: int) -> np.ndarray:
@@ -295,7 +290,6 @@ def _search_in_c(lib, unit, words, where, abc, method: str, eps, cpus: int) -> n
     top, at, done = np.full(Q, -np.inf, np.float32), np.zeros(Q, np.int64), np.zeros(Q, np.uint8)
     step = -(-Q // cpus)
     parts = [slice(lo, lo + step) for lo in range(0, Q, step)]
-    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
     m, e = (0 if method == "add" else 1), float(eps)
     U_w, buf = unit[words], np.empty(len(words) * min(rows, _COS_COLUMNS), np.float32)
     with ThreadPoolExecutor(len(parts)) as pool:  # ctypes releases the GIL
@@ -305,17 +299,17 @@ def _search_in_c(lib, unit, words, where, abc, method: str, eps, cpus: int) -> n
 
             def scan(s: slice, sims=sims, lo=lo, n=n) -> None:
                 lib.sgjax_analogy_scan(
-                    ptr(sims),
+                    sims.ctypes.data,
                     n,
                     lo,
-                    ptr(where[s]),
-                    ptr(abc[s]),
+                    where[s].ctypes.data,
+                    abc[s].ctypes.data,
                     len(where[s]),
                     m,
                     e,
-                    ptr(top[s]),
-                    ptr(at[s]),
-                    ptr(done[s]),
+                    top[s].ctypes.data,
+                    at[s].ctypes.data,
+                    done[s].ctypes.data,
                 )
 
             list(pool.map(scan, parts))

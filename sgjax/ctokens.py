@@ -2,36 +2,28 @@
 method :mod:`sgjax.vocab` and :mod:`sgjax.encode` use where it is built, with the same
 results as their Python and numpy methods (``tests/test_pipeline.py`` runs both).
 
-Counting realtext-v1's 3M tokens: 0.38 s with ``bytes.split`` and ``Counter`` against
-~0.05 s here; the encoder's lookup 0.19 s with numpy against ~0.04 s (BENCHMARKS.md,
-"The seventh pass"). Used where JAX is imported already (a run: :mod:`sgjax.kernels`, which
-builds it, imports JAX), so that counting a corpus alone never imports JAX to build it.
+Counting realtext-v1's 3M tokens: 0.39 s with ``bytes.split`` and ``Counter`` against
+0.11 s here (the C loop 0.084 s), encoding it 0.26 s with numpy against 0.12 s
+(BENCHMARKS.md, "The seventh pass"). Used where JAX is imported already
+(:mod:`sgjax.chelpers`), so that counting a corpus alone never imports JAX to build it.
 """
 
 from __future__ import annotations
 
 import ctypes
-import sys
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from sgjax import chelpers
 from sgjax.corpus import Chunk, CorpusStats
 
 
 def library() -> ctypes.CDLL | None:
-    """``tokens.cc``'s library where JAX is imported (it builds it), else None."""
-    if "jax" not in sys.modules:
-        return None
-    from sgjax import kernels  # noqa: PLC0415 (imports JAX)
-
-    return kernels.tokens_library()
-
-
-def _ptr(a: np.ndarray) -> ctypes.c_void_p:
-    return a.ctypes.data_as(ctypes.c_void_p)
+    """``tokens.cc``'s library where JAX is imported (:func:`sgjax.chelpers.library`)."""
+    return chelpers.library("tokens")
 
 
 class _Table:
@@ -52,15 +44,16 @@ class _Table:
         self.close()
 
     def size(self) -> int:
-        return int(self.lib.sgjax_table_size(self.ptr, _ptr(np.zeros(1, np.int64))))
+        total = np.zeros(1, np.int64)  # (held: the call writes into it)
+        return int(self.lib.sgjax_table_size(self.ptr, total.ctypes.data))
 
     def strings(self) -> tuple[list[bytes], list[int]]:
         """Its strings and their counts, in order."""
         total = np.zeros(1, np.int64)
-        n = self.lib.sgjax_table_size(self.ptr, _ptr(total))
+        n = self.lib.sgjax_table_size(self.ptr, total.ctypes.data)
         out = ctypes.create_string_buffer(int(total[0]) + n)
         counts = np.zeros(n, np.int64)
-        self.lib.sgjax_table_export(self.ptr, out, _ptr(counts))
+        self.lib.sgjax_table_export(self.ptr, out, counts.ctypes.data)
         return out.raw.split(b" ")[:n], counts.tolist()
 
 
@@ -101,7 +94,7 @@ class Lookup:
         ends = np.cumsum([len(w) for w in encoded], dtype=np.int64)
         self.table = _Table(lib)
         joined = b"".join(encoded)
-        status = lib.sgjax_table_add_words(self.table.ptr, joined, _ptr(ends), ends.size)
+        status = lib.sgjax_table_add_words(self.table.ptr, joined, ends.ctypes.data, ends.size)
         if status:
             self.table.close()
             raise (MemoryError if status == -1 else ValueError)(
@@ -119,6 +112,6 @@ class Lookup:
         if self._lines.size < lines:
             self._lines = np.empty(lines, np.int64)
         lib: Any = self.table.lib
-        ids, nl = _ptr(self._ids), _ptr(self._lines)
+        ids, nl = self._ids.ctypes.data, self._lines.ctypes.data
         n = lib.sgjax_lookup_tokens(self.table.ptr, data, len(data), ids, nl)
         return self._ids[:n], self._lines[:lines]

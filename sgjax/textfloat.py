@@ -21,10 +21,9 @@ build it): one value at a time instead of ~100 numpy passes over each chunk, rea
 
 from __future__ import annotations
 
-import ctypes
-import sys
-
 import numpy as np
+
+from sgjax import chelpers
 
 __all__ = ["format_rows"]
 
@@ -63,20 +62,17 @@ _MAX_BYTES = 16  # a fixed-notation value's bytes and its separator: "-0.0001234
 
 
 def _library():
-    """textfloat.cc's library where JAX is imported (it builds it), else None."""
-    if "jax" not in sys.modules:
-        return None
-    from sgjax import kernels  # noqa: PLC0415 (imports JAX)
-
-    return kernels.textfloat_library()
+    """textfloat.cc's library where JAX is imported (:func:`sgjax.chelpers.library`)."""
+    return chelpers.library("textfloat")
 
 
 def _c_chunk(lib, block: np.ndarray, out: np.ndarray, ends: np.ndarray, ok: np.ndarray):
     """:func:`_chunk` by ``sgjax_format_rows`` into the buffers ``out``, ``ends``, ``ok``."""
     r, n = block.shape
     block = np.ascontiguousarray(block)
-    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
-    total = lib.sgjax_format_rows(ptr(block), r, n, ptr(out), ptr(ends), ptr(ok))
+    total = lib.sgjax_format_rows(
+        block.ctypes.data, r, n, out.ctypes.data, ends.ctypes.data, ok.ctypes.data
+    )
     return _split(out[:total].tobytes(), ends[:r].tolist(), ok[:r].tolist(), block, 0)
 
 
