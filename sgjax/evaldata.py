@@ -64,13 +64,17 @@ def _ok_vocab(
     return ok, canon
 
 
-def _read_lines(path: PathLike) -> list[bytes]:
+def _read_bytes(path: PathLike) -> bytes:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except OSError as e:
         raise EvaluationDataError(f"{path}: cannot read: {e.strerror or e}") from None
-    lines = data.split(b"\n")
+
+
+def _read_lines(path: PathLike, data: bytes | None = None) -> list[bytes]:
+    """The lines of ``path`` (its bytes ``data`` if given), without their newlines."""
+    lines = (_read_bytes(path) if data is None else data).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     return lines

@@ -246,6 +246,21 @@ def test_analogy_file_edge_cases_match_gensim(tmp_path, structured, analogy_meth
     assert ours.oov_ratio == pytest.approx(100 * ours.oov / 4)
 
 
+def test_questions_are_parsed_once_per_content(tmp_path, structured):
+    """The parse of a questions file is reused while its bytes are the same, and made
+    again as soon as they differ (rewritten at once, at the same size)."""
+    qfile = tmp_path / "q.txt"
+    qfile.write_text(": s\nathens greece baghdad iraq\n")
+    first = evaluate_word_analogies(structured, qfile)
+    hits = A._parsed.cache_info().hits
+    assert evaluate_word_analogies(structured, qfile).to_gensim() == first.to_gensim()
+    assert A._parsed.cache_info().hits == hits + 1
+    qfile.write_text(": s\nathens greece baghdad irak\n")
+    changed = evaluate_word_analogies(structured, qfile)
+    assert (first.questions, first.oov, changed.questions, changed.oov) == (1, 0, 1, 1)
+    assert changed.to_gensim() == gensim_kv(structured).evaluate_word_analogies(str(qfile))
+
+
 @pytest.mark.parametrize(
     ("content", "match"),
     [
