@@ -217,7 +217,8 @@ def test_each_model_gets_its_defaults(model):
     assert got == MODEL_DEFAULTS[model]
     floor = 0.1 if model == ("skipgram", "hierarchical") else 0.2  # HS layer; CBOW HS pair
     assert o.end_lr == pytest.approx(floor * o.learning_rate)
-    assert t.batch_size == (640 if architecture == "cbow" else 320)
+    batch = {("cbow", "hierarchical"): 1280}.get(model, 640 if architecture == "cbow" else 320)
+    assert t.batch_size == batch
     if architecture == "cbow":
         assert m.cbow_update == "word2vec"  # EH to every context word, as word2vec.c
 
