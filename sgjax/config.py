@@ -220,6 +220,12 @@ class OptimizerConfig:
     sparse: Sparse = option(
         Sparse.lazy, "lazy: O(rows touched) per step; dense: exact optax on the whole tables"
     )
+    table_scales: dict[str, float] = option(
+        doc="a factor on each named table's updates, after the optimizer: per-table rates "
+        "({W: 2.0} doubles the input vectors' rate; a table not named keeps 1; CBOW HS: "
+        "{W: 2.0}). Not on a table that train.row_damping damps",
+        factory=dict,
+    )
     chain: list[Any] = option(
         doc="optax transforms applied to the gradients before the optimizer, in order: each "
         "entry {name: {kwarg: value, ...}} or a bare name (optax names or dotted paths, as "

@@ -106,6 +106,14 @@ def validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             "must be in [0, 1)",
         )
     check_optimizer(o, where, source)
+    for table, factor in o.table_scales.items():
+        key = f"optimizer.table_scales.{table}"
+        if table not in ("W", "W_out"):
+            raise ConfigError(f"{_origin(where, source, key)}: {key}: the tables are W and W_out")
+        if not (math.isfinite(factor) and factor > 0):
+            raise ConfigError(
+                f"{_origin(where, source, key)}: {key} must be a finite number > 0, got {factor}"
+            )
 
     check(t.epochs >= 1, "train.epochs", "must be >= 1")
     check(t.batch_size >= 1, "train.batch_size", "must be >= 1")
@@ -135,6 +143,13 @@ def validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             o.name == "sgd",
             "train.row_damping",
             f"is sized for plain SGD's step (eta x gradient), not optimizer.name={o.name!r}",
+        )
+        damped = ("W_out", "W") if t.row_damping_inputs and side.input_curvature else ("W_out",)
+        check(
+            all(o.table_scales.get(k, 1.0) == 1.0 for k in damped),
+            "optimizer.table_scales",
+            f"must leave the tables train.row_damping damps ({', '.join(damped)}) at 1: the "
+            "damping is sized for the schedule's rate",
         )
     if t.window_buckets:
         check(

@@ -22,7 +22,8 @@ decayed linearly) and depart from them where measured better:
   window costs CBOW analogy accuracy; a CBOW centre is one example, skip-gram's up to 2c).
 - hierarchical softmax: row damping (``train.row_damping: true``; undamped, the nodes near
   the Huffman root diverge at batch 320), eta 0.05; skip-gram HS decays it to 0.1 x
-  (``end_factor``), CBOW HS to 0.2 x, with batches of 1,280 centres (:data:`PAIR_DEFAULTS`).
+  (``end_factor``), CBOW HS to 0.2 x, with batches of 1,280 centres and twice the rate on
+  its input rows (:data:`PAIR_DEFAULTS`).
 
 Which keys a model changes is data: an input side's and an output layer's ``defaults``
 (:mod:`sgjax.inputs`, :mod:`sgjax.outputs`), applied to the keys a config leaves unset (in
@@ -109,13 +110,17 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
 #: of 0.1 x lifts skip-gram HS's analogy by 0.006-0.008 but costs CBOW HS 0.008 WordSim
 #: Spearman on realtext-v1, so CBOW HS keeps 0.2 x (BENCHMARKS.md, "Hierarchical softmax";
 #: a higher rate or floor lifts its WordSim there but costs gcide-v1's analogy more, "CBOW
-#: HS's rate, floor and batch"); 1,280 centres a step instead of CBOW's 640 give CBOW HS
-#: the same scores (7 seeds, both corpora) from a ~4 % shorter training. The layer's row
-#: damping damps CBOW HS's output rows only: its input rows too cost 0.012 WordSim there
-#: (BENCHMARKS.md, "Large batches on a larger corpus").
+#: HS's rate, floor and batch"); twice the rate on its input rows alone
+#: (``optimizer.table_scales``) lifts that WordSim to gensim's (7 seeds: 0.465 -> 0.482
+#: against 0.488) at a smaller cost there (gcide-v1's analogy 0.1305 -> 0.1257, gensim's
+#: 0.1226). 1,280 centres a step instead of CBOW's 640 give CBOW HS the same scores (7
+#: seeds, both corpora) from a ~4 % shorter training. The layer's row damping damps CBOW
+#: HS's output rows only: its input rows too cost 0.012 WordSim there (BENCHMARKS.md,
+#: "Large batches on a larger corpus").
 PAIR_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("cbow", "hierarchical"): {
         "optimizer.end_factor": 0.2,
+        "optimizer.table_scales": {"W": 2.0},
         "train.batch_size": 1280,
         "train.row_damping_inputs": False,
     },
@@ -134,6 +139,11 @@ def _set(cfg: Config, key: str, value: Any) -> Config:
     )
 
 
+def _written(where: dict[str, str], key: str) -> bool:
+    """Whether the user wrote ``key`` or a key below it (``optimizer.table_scales.W``)."""
+    return key in where or any(k.startswith(key + ".") for k in where)
+
+
 def model_defaults(cfg: Config, where: dict[str, str], source: str) -> Config:
     """The model's defaults on the keys the user did not set (in a file, a dict or --set):
     the input side's ``defaults``, then the output layer's (which win), then the pair's
@@ -142,7 +152,7 @@ def model_defaults(cfg: Config, where: dict[str, str], source: str) -> Config:
     side, layer = model_parts(cfg, where, source)
     pair = PAIR_DEFAULTS.get((cfg.model.architecture, cfg.model.output), {})
     for key, value in {**side.defaults, **layer.defaults, **pair}.items():
-        if key not in where:
+        if not _written(where, key):
             try:
                 _get(cfg, key)
             except (AttributeError, ValueError):

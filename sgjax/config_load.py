@@ -274,7 +274,12 @@ def _normalise(cfg: Config, where: dict[str, str], source: str) -> Config:
     return dataclasses.replace(
         cfg,
         data=dataclasses.replace(cfg.data, corpus=corpus),
-        optimizer=dataclasses.replace(o, kwargs=dict(o.kwargs), chain=_chain(o.chain, err)),
+        optimizer=dataclasses.replace(
+            o,
+            kwargs=dict(o.kwargs),
+            table_scales=dict(o.table_scales),
+            chain=_chain(o.chain, err),
+        ),
         eval=dataclasses.replace(
             cfg.eval,
             analogies=eval_path("eval.analogies", cfg.eval.analogies),

@@ -4,41 +4,37 @@
 with ``optimizer`` = ``optax.<cfg.name>`` (or the callable a dotted ``cfg.name`` imports,
 :mod:`sgjax.config_optax`) and ``schedule = SCHEDULES[cfg.schedule](cfg, total_steps)``; with
 ``optimizer.chain`` entries (transforms applied to the gradients first) the transformation is
-``optax.chain(*chain, optimizer)``. It returns a :class:`SparseOptimizer`, an optax-style
+``optax.chain(*chain, optimizer)`` (then ``optimizer.table_scales``' per-table factors,
+:func:`scale_tables`). It returns a :class:`SparseOptimizer`, an optax-style
 transformation: ``update(grads, opt_state, params) -> (updates, opt_state)`` takes the rules'
 gradient pytree ``{"W": g, "W_out": g}``, each ``g`` a dense array shaped like its table or a
 :class:`sgjax.sparse.RowGrads` (rows may repeat; their values add), and :func:`apply_updates`
 ``(params, updates)`` makes the step. An update leaf is a dense array (added like
 ``optax.apply_updates``) or, in lazy mode, a ``RowGrads`` of row updates (scatter-added).
-``opt_state`` is always optax's own ``tx.init(params)`` over the whole params dict, in both
-modes, so checkpoints look the same whichever mode wrote them.
+``opt_state`` is optax's own ``tx.init(params)`` over the whole params in both modes.
 
 Modes (``optimizer.sparse``):
 
-``dense``: exact optax semantics. Row gradients are densified (scatter-add) and
-``tx.update`` + ``optax.apply_updates`` run on the whole tables: every row's state moves
-every step (Adam's momentum keeps moving rows that got no gradient; RMSprop's second moment
-keeps decaying). Cost O(V x N) per step.
+``dense``: exact optax semantics. Row gradients are densified and ``tx.update`` runs on the
+whole tables: every row's state moves every step (Adam's momentum moves rows that got no
+gradient). Cost O(V x N) per step.
 
 ``lazy`` (default): O(rows touched) per step, the semantics of TF's LazyAdam and PyTorch's
 SparseAdam. Per table, duplicate rows are summed (:func:`distinct_rows`); a row is *touched*
 in a step iff its summed gradient row is not all zero, so padding entries, skipped negatives
 and masked slots, which carry zero rows, touch nothing (TF and PyTorch count any listed
 index as touched; with fixed-shape padded batches that would make the padding row drift).
-The touched rows of the table and of every optimizer-state leaf shaped like the table are
-gathered, optax's ``tx.update`` runs on that (K, N) slice (K = min(M, R) slots for M
-gradient rows of an R-row table) together with the state's shared leaves (e.g. the step
-count), the new state rows are scattered back, and the update is returned as the touched
-rows' optax updates (:class:`UniqueRows`: sorted, distinct; untouched slots add -0.0, which
-leaves any value as it is). Hence:
+The touched rows of the table and of every state leaf shaped like it are gathered,
+``tx.update`` runs on that (K, N) slice (K = min(M, R) slots for M gradient rows of an
+R-row table) with the state's shared leaves, the new state rows are scattered back, and the
+update is the touched rows' (:class:`UniqueRows`; untouched slots add -0.0). Hence:
 
-- a touched row gets exactly the update dense mode would give it from its own state;
-- an untouched row keeps its parameters and its state (no momentum drift, no decay);
-- shared leaves (step counts: bias correction, the schedule) advance every step.
+a touched row gets the update dense mode would give it from its own state, an untouched
+row keeps its parameters and state, and shared leaves (step counts) advance every step.
 
-Lazy equals dense exactly when an all-zero gradient row leaves its row and its state
-unchanged in dense mode too: plain SGD and Adagrad (up to float rounding order). For Adam,
-RMSprop, momentum SGD it is a different (the usual sparse) algorithm.
+Lazy equals dense exactly when an all-zero gradient row leaves its row and state unchanged
+in dense mode too (plain SGD, Adagrad); for Adam, RMSprop, momentum it is the usual sparse
+algorithm.
 
 Which path the lazy mode takes is decided at build time by probing the optimizer on a small
 table (no list of names):
@@ -53,22 +49,18 @@ table (no list of names):
   update, at gradient scales 1, 1e3 and 1e6 (so that a threshold such as a clipping norm is
   crossed). Adam, AdamW, Adagrad, RMSprop, momentum SGD, Lion, ... pass; so do the chain
   transforms ``add_decayed_weights``, ``clip`` (element-wise), ``scale_by_adam``, ...
-- anything else (LAMB and LARS trust ratios, Adafactor's factored moments and update
-  clipping, NovoGrad, SM3, Fromage: per-table norms or statistics; noisy SGD: per-table
-  noise) has no row-sparse form and is refused with :class:`ConfigError` pointing at
-  ``optimizer.sparse=dense``. A probe, not an allowlist: it follows optax versions and
-  ``optimizer.kwargs`` (e.g. nesterov, weight decay masks) without upkeep, and judges the
-  optimizer by the property the lazy path relies on rather than by its name. With a chain,
-  each entry is probed alone and then the whole chain; the message names the entry that
-  breaks it (``optimizer.chain[0]='clip_by_global_norm'``: a global norm needs every row).
+- anything else (LAMB, LARS, Adafactor, NovoGrad, SM3, Fromage: per-table norms or
+  statistics; noisy SGD) has no row-sparse form and is refused with :class:`ConfigError`
+  pointing at ``optimizer.sparse=dense``. A probe, not an allowlist: it follows optax and
+  ``optimizer.kwargs`` without upkeep. With a chain, each entry is probed alone and then
+  the whole chain; the message names the entry that breaks it.
 
 A gradient leaf that is a dense array (the full softmax's ``W_out``, or any ``jax.grad``
 gradient) is always updated whole, as in dense mode, also in lazy mode.
 
-Cost: the rows path does O(K N) work per table and step (plus an O(R) integer index map
-when R <= 4 M, cheaper on CPU than sorting). When M >= R (e.g. ``W_out`` under negative
-sampling: B x 2 window x (K+1) slots against a 26k vocabulary) that is as many rows as dense
-mode plus the merging, so lazy buys its semantics there, not speed; the gain grows with V/M.
+Cost: the rows path does O(K N) work per table and step (plus an O(R) index map when R <= 4
+M). When M >= R (``W_out`` under negative sampling) that is dense mode's rows plus the
+merging: lazy buys its semantics there, not speed; the gain grows with V/M.
 """
 
 from __future__ import annotations
@@ -234,6 +226,16 @@ class _Part(NamedTuple):
     tx: optax.GradientTransformation
 
 
+def scale_tables(factors: dict[str, float]) -> optax.GradientTransformation:
+    """Each named table's updates times its factor (``optimizer.table_scales``): per-table
+    rates, after the optimizer; a table not named is left as it is."""
+
+    def update(updates: Updates, state: Any, params: Any = None) -> tuple[Updates, Any]:
+        return {k: u * factors[k] if k in factors else u for k, u in updates.items()}, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update)
+
+
 def _make_tx(cfg: OptimizerConfig, learning_rate: Any) -> optax.GradientTransformation:
     ctor = resolve(cfg.name, "optimizer.name")
     try:
@@ -244,6 +246,8 @@ def _make_tx(cfg: OptimizerConfig, learning_rate: Any) -> optax.GradientTransfor
         raise ConfigError(
             f"optimizer: {display(cfg.name)}(learning_rate=..., **{cfg.kwargs!r}) failed: {e}{hint}"
         ) from None
+    if any(f != 1.0 for f in cfg.table_scales.values()):  # (the optimizer's state stays first)
+        tx = optax.chain(tx, scale_tables(cfg.table_scales))
     return _checked(tx, f"optimizer.name={cfg.name!r}")
 
 

@@ -240,6 +240,20 @@ def test_model_defaults_come_from_the_side_and_layer_records(architecture, outpu
 
 
 @pytest.mark.parametrize(
+    "sets, scales",
+    [
+        ([], {"W": 2.0}),  # CBOW HS's default
+        (["optimizer.table_scales.W=1.5"], {"W": 1.5}),  # a key below it: the user's dict
+        (["train.row_damping=false", "optimizer.table_scales.W_out=3"], {"W_out": 3.0}),
+        (["optimizer.table_scales={}"], {}),
+    ],
+)
+def test_a_dict_default_yields_to_any_key_the_user_writes_in_it(sets, scales):
+    cbow_hs = ["model.architecture=cbow", "model.output=hierarchical"]
+    assert load_config(None, [*cbow_hs, *sets]).optimizer.table_scales == scales
+
+
+@pytest.mark.parametrize(
     "how",
     ["--set", "section --set", "yaml", "yaml then section --set", "dict"],
 )
@@ -430,6 +444,17 @@ BAD = {
     "zero lr": (None, ["optimizer.learning_rate=0"], ["optimizer.learning_rate must be"]),
     "negative end lr": (None, ["optimizer.end_learning_rate=-1"], ["end_learning_rate must be"]),
     "end factor above 1": (None, ["optimizer.end_factor=2"], ["optimizer.end_factor must be"]),
+    "table scale of no table": (
+        None,
+        ["optimizer.table_scales.E=2"],
+        ["--set optimizer.table_scales.E=2", "the tables are W and W_out"],
+    ),
+    "table scale 0": (None, ["optimizer.table_scales.W=0"], ["table_scales.W must be a finite"]),
+    "table scale on a damped table": (
+        None,
+        ["model.output=hierarchical", "optimizer.table_scales.W_out=2"],
+        ["optimizer.table_scales must leave the tables", "(W_out, W) at 1"],
+    ),
     "exponential to zero": (
         None,
         ["optimizer.schedule=exponential", "optimizer.end_learning_rate=0"],

@@ -242,6 +242,30 @@ def test_dense_mode_equals_optax(oid, name, kwargs, dtype, rtol, atol):
         assert_trees_close(got, want, rtol, atol)
 
 
+@pytest.mark.parametrize("sparse", ["lazy", "dense"])
+@pytest.mark.parametrize("oid,name,kwargs", OPTIMIZERS, ids=IDS)
+def test_table_scales_multiply_each_tables_updates(oid, name, kwargs, sparse):
+    """``optimizer.table_scales``: each named table's updates are the unscaled ones times
+    its factor, step after step (the optimizer's state is the unscaled run's), on every
+    path; a table not named is left alone."""
+    params, steps = make_problem("float32")
+    plain = build_optimizer(opt_cfg(name, kwargs, sparse=sparse), TOTAL)
+    scaled = build_optimizer(opt_cfg(name, kwargs, sparse=sparse, table_scales={"W": 2.5}), TOTAL)
+    assert scaled.path == plain.path
+    s_plain, s_scaled = plain.init(params), scaled.init(params)
+    for g in steps:
+        u_plain, s_plain = plain.update(g, s_plain, params)
+        u_scaled, s_scaled = scaled.update(g, s_scaled, params)
+        for k, factor in (("W", 2.5), ("W_out", 1.0)):
+            a, b = apply_updates(params, u_plain)[k], apply_updates(params, u_scaled)[k]
+            np.testing.assert_allclose(
+                b - params[k], factor * (a - params[k]), rtol=1e-5, atol=1e-6
+            )
+    # a factor of 1 builds the optimizer alone (its state is optax's own)
+    one = build_optimizer(opt_cfg(name, kwargs, sparse=sparse, table_scales={"W": 1.0}), TOTAL)
+    assert jax.tree.structure(one.init(params)) == jax.tree.structure(plain.init(params))
+
+
 @pytest.mark.parametrize("dtype,rtol,atol", PRECISIONS)
 @pytest.mark.parametrize("dense_out", [False, True], ids=["rows", "dense_W_out"])
 @pytest.mark.parametrize("oid,name,kwargs", OPTIMIZERS, ids=IDS)
