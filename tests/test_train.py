@@ -256,6 +256,8 @@ def _interrupt_after(monkeypatch, calls: int, sig: int = signal.SIGINT) -> None:
         (0, (), False),  # the defaults: sentences shuffled each epoch, batches by window
         (8, ("data.shuffle=false", "train.window_buckets=false"), False),  # the file's order
         (0, (), True),  # Ctrl-C in an epoch's last call: the checkpoint is the epoch's end
+        # CBOW HS's defaults: row damping, the input rows at twice the rate (a chained state)
+        (8, ("model.architecture=cbow", "model.output=hierarchical", "train.batch_size=16"), False),
     ],
 )
 def test_interrupted_run_resumes_to_the_same_vectors(
