@@ -28,9 +28,9 @@ from sgjax.evaldata import (
     DEFAULT_RESTRICT_VOCAB,
     EvaluationDataError,
     PathLike,
+    _lines,
     _ok_vocab,
     _read_bytes,
-    _read_lines,
     _utf8,
     questions_words_path,
 )
@@ -153,14 +153,14 @@ def _questions(path: PathLike, case_insensitive: bool) -> _Questions:
 
 
 def _read_analogies(
-    path: PathLike, case_insensitive: bool, data: bytes | None = None
+    path: PathLike, case_insensitive: bool, data: bytes
 ) -> tuple[list[str], list[int], list[Quad]]:
-    """Section names, and for each well-formed question its section number and 4 words
-    (of the file's bytes ``data`` if given)."""
+    """Section names, and for each well-formed question its section number and 4 words,
+    from the file's bytes ``data`` (``path`` names it in errors)."""
     names: list[str] = []
     section_of: list[int] = []
     quads: list[Quad] = []
-    for n, raw in enumerate(_read_lines(path, data), start=1):
+    for n, raw in enumerate(_lines(data), start=1):
         line = _utf8(path, n, raw)
         if line.startswith(": "):
             names.append(line.lstrip(": ").strip())

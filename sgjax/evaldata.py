@@ -72,9 +72,9 @@ def _read_bytes(path: PathLike) -> bytes:
         raise EvaluationDataError(f"{path}: cannot read: {e.strerror or e}") from None
 
 
-def _read_lines(path: PathLike, data: bytes | None = None) -> list[bytes]:
-    """The lines of ``path`` (its bytes ``data`` if given), without their newlines."""
-    lines = (_read_bytes(path) if data is None else data).split(b"\n")
+def _lines(data: bytes) -> list[bytes]:
+    """A file's lines (its bytes ``data``), without their newlines."""
+    lines = data.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()
     return lines
