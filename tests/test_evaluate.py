@@ -289,15 +289,11 @@ def test_batching_threads_and_the_low_memory_path_agree(structured, monkeypatch,
     assert evaluate_word_analogies(structured, method="mul", threads=2).to_gensim() == ref
 
 
-def test_c_search_rescores_only_the_clashing_questions(structured, monkeypatch):
+def test_c_search_rescores_only_the_clashing_questions(structured, monkeypatch, c_library):
     """With analogy.cc, numpy scores only the questions whose best word is a case variant
     of one of theirs (gensim then looks further), from their words' rows of the cosines;
     the outcomes equal numpy's method throughout."""
-    from sgjax import kernels
-
-    lib = kernels.analogy_library()
-    if lib is None:
-        pytest.skip("the C library does not build here (no C++ compiler)")
+    lib = c_library("analogy")
     monkeypatch.setattr(A, "_library", lambda: None)
     ref = evaluate_word_analogies(structured, restrict_vocab=None).to_gensim()
     monkeypatch.setattr(A, "_library", lambda: lib)
@@ -311,16 +307,12 @@ def test_c_search_rescores_only_the_clashing_questions(structured, monkeypatch):
 @pytest.mark.parametrize("columns", [7, 256, 300, 2048])
 @pytest.mark.parametrize("method", ["add", "mul"])
 @pytest.mark.parametrize("nan", [False, True])
-def test_c_search_is_numpys_argmax(columns, method, nan, monkeypatch):
+def test_c_search_is_numpys_argmax(columns, method, nan, monkeypatch, c_library):
     """analogy.cc's column of each question's best score is numpy's argmax over the scores
     (question words at -inf): equal scores (repeated vectors) give the first column, a NaN
     score is the maximum (the first NaN); across blocks of columns of any size, 1 or 2
     threads."""
-    from sgjax import kernels
-
-    lib = kernels.analogy_library()
-    if lib is None:
-        pytest.skip("the C library does not build here (no C++ compiler)")
+    lib = c_library("analogy")
     rng = np.random.default_rng(columns)
     unit = rng.standard_normal((700, 8)).astype(np.float32)
     unit[rng.integers(0, 700, 300)] = unit[rng.integers(0, 700, 300)]  # ties

@@ -50,14 +50,11 @@ def test_rows_equal_python_formatting(name, textfloat_method):
     assert textfloat.format_rows(m) == python_rows(m)
 
 
-def test_c_library_is_used_where_jax_is_imported(monkeypatch):
+def test_c_library_is_used_where_jax_is_imported(monkeypatch, c_library):
     """A run (JAX imported) formats in C; without JAX, numpy (no build, no JAX import)."""
     import jax  # noqa: F401
 
-    from sgjax import kernels
-
-    if kernels.textfloat_library() is None:
-        pytest.skip("the C library does not build here (no C++ compiler)")
+    c_library("textfloat")
     calls = []
     real = textfloat._c_chunk
     monkeypatch.setattr(textfloat, "_c_chunk", lambda *a: calls.append(1) or real(*a))

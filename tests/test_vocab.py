@@ -132,13 +132,11 @@ def _tricky_corpus(rng: np.random.Generator) -> bytes:
 
 @pytest.mark.parametrize("chunk_bytes", [16, 100, 1 << 20])
 @pytest.mark.parametrize("max_unique_words", [None, 20])
-def test_c_counts_equal_pythons(tmp_path, chunk_bytes, max_unique_words, monkeypatch):
+def test_c_counts_equal_pythons(tmp_path, chunk_bytes, max_unique_words, monkeypatch, c_library):
     """sgjax.ctokens' counts: the same words, counts, order, pruning and stats as Python's."""
-    from sgjax import ctokens, kernels  # noqa: PLC0415
+    from sgjax import ctokens  # noqa: PLC0415
 
-    lib = kernels.tokens_library()
-    if lib is None:
-        pytest.skip("the C library does not build here (no C++ compiler)")
+    lib = c_library("tokens")
     paths = [tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "empty.txt"]
     paths[0].write_bytes(_tricky_corpus(np.random.default_rng(0)))
     paths[1].write_bytes(b"\xef\xbb\xbf" + _tricky_corpus(np.random.default_rng(1)) + b" caf\xe9")
@@ -156,14 +154,13 @@ def test_c_counts_equal_pythons(tmp_path, chunk_bytes, max_unique_words, monkeyp
         assert dict(results[0][0]) == Counter(text.replace(b"\xe9", "\ufffd".encode()).split())
 
 
-def test_c_library_is_used_where_jax_is_imported(tmp_path, monkeypatch):
+def test_c_library_is_used_where_jax_is_imported(tmp_path, monkeypatch, c_library):
     """A run (JAX imported) counts and encodes in C; without JAX, Python (no build)."""
     import jax  # noqa: F401, PLC0415
 
-    from sgjax import ctokens, encode, kernels  # noqa: PLC0415
+    from sgjax import ctokens, encode  # noqa: PLC0415
 
-    if kernels.tokens_library() is None:
-        pytest.skip("the C library does not build here (no C++ compiler)")
+    c_library("tokens")
     path = tmp_path / "c.txt"
     path.write_text("b a b\nc b\n")
     calls = []
