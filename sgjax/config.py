@@ -223,8 +223,13 @@ class OptimizerConfig:
     table_scales: dict[str, float] = option(
         doc="a factor on each named table's updates, after the optimizer: per-table rates "
         "({W: 2.0} doubles the input vectors' rate; a table not named keeps 1; CBOW HS: "
-        "{W: 2.0}). Not on a table that train.row_damping damps",
+        "{W: 3.0}). Not on a table that train.row_damping damps",
         factory=dict,
+    )
+    table_scales_min_count: int = option(
+        0,
+        "W's factor in table_scales applies to the rows of words seen at least this many "
+        "times; rarer words' rows keep rate 1 (plain SGD; 0: every row; CBOW HS: 20)",
     )
     chain: list[Any] = option(
         doc="optax transforms applied to the gradients before the optimizer, in order: each "

@@ -114,6 +114,20 @@ def validate(cfg: Config, where: dict[str, str], source: str) -> Config:
             raise ConfigError(
                 f"{_origin(where, source, key)}: {key} must be a finite number > 0, got {factor}"
             )
+    key = "optimizer.table_scales_min_count"
+    check(o.table_scales_min_count >= 0, key, "must be >= 0 (0: every row)")
+    if o.table_scales_min_count:
+        check(
+            o.table_scales.get("W", 1.0) != 1.0,
+            key,
+            "limits W's factor in optimizer.table_scales, which is 1 here",
+        )
+        check(
+            o.name == "sgd" and not o.chain,
+            key,
+            "sets rare rows' rate by scaling their gradients: plain SGD only (optimizer.name="
+            f"'sgd' and no optimizer.chain; here optimizer.name={o.name!r})",
+        )
 
     check(t.epochs >= 1, "train.epochs", "must be >= 1")
     check(t.batch_size >= 1, "train.batch_size", "must be >= 1")

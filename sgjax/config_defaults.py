@@ -94,6 +94,15 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
         False,
     ),
     (
+        "optimizer.table_scales_min_count",
+        lambda cfg, layer: (
+            cfg.optimizer.name == "sgd"
+            and not cfg.optimizer.chain
+            and cfg.optimizer.table_scales.get("W", 1.0) != 1.0
+        ),
+        0,
+    ),
+    (
         "train.row_damping",
         lambda cfg, layer: (
             layer.curvature
@@ -120,7 +129,8 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
 PAIR_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("cbow", "hierarchical"): {
         "optimizer.end_factor": 0.2,
-        "optimizer.table_scales": {"W": 2.0},
+        "optimizer.table_scales": {"W": 3.0},
+        "optimizer.table_scales_min_count": 20,
         "train.batch_size": 1280,
         "train.row_damping_inputs": False,
     },

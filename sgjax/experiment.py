@@ -47,6 +47,7 @@ from sgjax.loop import Hooks, fit, group_batches
 from sgjax.model import ModelSpec
 from sgjax.optim import build_optimizer, build_schedule
 from sgjax.progress import Progress, sig
+from sgjax.rules import rare_rows
 from sgjax.timing import Clock, use_compile_cache
 from sgjax.train import StepSpec, TrainState, init_state
 from sgjax.vectors import WordVectors, read_word2vec, write_word2vec
@@ -195,6 +196,7 @@ def _assemble(cfg: Config, vocab: Vocab, encoded: Any, fresh: bool = True) -> Ru
         row_update_cap=t.row_update_cap,
         row_damping=t.row_damping,
         row_damping_inputs=t.row_damping_inputs,
+        **rare_rows(vocab.counts, cfg.optimizer),
         chunk_window=m.window if cfg.data.examples == "device" else 0,
     )
     dtype = jnp.dtype(str(t.dtype))

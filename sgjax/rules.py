@@ -13,8 +13,11 @@ each (hidden, output word) pair its own example, which ``sgjax gradcheck`` compa
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from sgjax.losses import Example
 from sgjax.model import ModelSpec
@@ -117,3 +120,27 @@ def damp_rows(grads: dict, curvature: dict, num_rows: dict, lr: jax.Array) -> di
         scale = jnp.where(x > 1e-6, -jnp.expm1(-x) / jnp.maximum(x, 1e-6), 1.0 - 0.5 * x)
         out[k] = RowGrads(g.index, g.value * scale[:, None])
     return out
+
+
+def scale_rare_rows(grads: dict, start: int, factor: float) -> dict:
+    """W's gradient rows from ``start`` on times ``factor``: the rows of words seen fewer
+    than ``optimizer.table_scales_min_count`` times (rows are by descending count), so that
+    under plain SGD they keep rate 1 while table_scales scales W. Row entries (RowGrads;
+    padding entries, index >= V, are dropped by the scatter anyway) or a dense (V, N)."""
+    g = grads["W"]
+    if isinstance(g, RowGrads):
+        f = jnp.where(g.index >= start, factor, 1.0).astype(g.value.dtype)
+        return {**grads, "W": RowGrads(g.index, g.value * f[:, None])}
+    f = jnp.where(jnp.arange(g.shape[0]) >= start, factor, 1.0).astype(g.dtype)
+    return {**grads, "W": g * f[:, None]}
+
+
+def rare_rows(counts: Any, optimizer: Any) -> dict[str, Any]:
+    """The :class:`sgjax.train.StepSpec` fields of ``optimizer.table_scales_min_count`` for
+    a vocabulary's ``counts`` (descending): W's rows from the first word seen fewer times
+    take 1 / W's table_scales factor on their gradients. {} where it is 0."""
+    m = optimizer.table_scales_min_count
+    if not m:
+        return {}
+    start = int((np.asarray(counts) >= m).sum())
+    return {"rare_from": start, "rare_scale": 1.0 / optimizer.table_scales["W"]}

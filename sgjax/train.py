@@ -32,7 +32,7 @@ from sgjax.losses import batch_loss
 from sgjax.model import ModelSpec, complete, window_bucket_slices
 from sgjax.optim import apply_updates
 from sgjax.params import Params, init_params
-from sgjax.rules import damp_rows, value_and_rule
+from sgjax.rules import damp_rows, scale_rare_rows, value_and_rule
 from sgjax.sparse import RowGrads, row_totals
 
 
@@ -96,6 +96,10 @@ class StepSpec:
     # > 0: batches come grouped by effective window (epoch_batches(window_buckets=True));
     # the explicit rule runs on each group's 2b real slots (window_bucket_slices)
     window_buckets: int = 0
+    # W's rows from rare_from on (words seen < optimizer.table_scales_min_count times)
+    # have their gradients times rare_scale (sgjax.rules.scale_rare_rows)
+    rare_from: int = 0
+    rare_scale: float = 1.0
     # >= 0: the step is a fused kernel's (sgjax.kernels, this mode); -1: XLA's
     kernel: int = -1
     fused: str = "cpu"  # which fused kernel (sgjax.kernels.FUSED): cpu | pallas
@@ -127,15 +131,20 @@ def init_state(
 
 def _grads(params: Params, ex: dict, tables: dict, spec: StepSpec, lr: jax.Array | None = None):
     """E and the gradient pytree of a batch; with ``spec.row_damping`` the row updates are
-    damped (:func:`sgjax.rules.damp_rows`) for the learning rate ``lr`` of this step."""
+    damped (:func:`sgjax.rules.damp_rows`) for the learning rate ``lr`` of this step; W's
+    rare rows scaled by ``spec.rare_scale`` (:func:`sgjax.rules.scale_rare_rows`)."""
     if spec.gradients != "explicit":
-        return jax.value_and_grad(batch_loss)(params, ex, spec.model, tables)
-    if spec.row_damping:
+        E, grads = jax.value_and_grad(batch_loss)(params, ex, spec.model, tables)
+    elif spec.row_damping:
         args = (spec.model, tables, True, spec.row_damping_inputs)
         E, grads, curv = _rule_parts(params, ex, spec, args)
         rows = {k: v.shape[0] for k, v in params.items()}
-        return E, damp_rows(grads, curv, rows, lr)
-    return _rule_parts(params, ex, spec, (spec.model, tables))
+        grads = damp_rows(grads, curv, rows, lr)
+    else:
+        E, grads = _rule_parts(params, ex, spec, (spec.model, tables))
+    if spec.rare_scale != 1.0:
+        grads = scale_rare_rows(grads, spec.rare_from, spec.rare_scale)
+    return E, grads
 
 
 def _rule_parts(params: Params, ex: dict, spec: StepSpec, args: tuple):

@@ -240,17 +240,21 @@ def test_model_defaults_come_from_the_side_and_layer_records(architecture, outpu
 
 
 @pytest.mark.parametrize(
-    "sets, scales",
+    "sets, scales, min_count",
     [
-        ([], {"W": 2.0}),  # CBOW HS's default
-        (["optimizer.table_scales.W=1.5"], {"W": 1.5}),  # a key below it: the user's dict
-        (["train.row_damping=false", "optimizer.table_scales.W_out=3"], {"W_out": 3.0}),
-        (["optimizer.table_scales={}"], {}),
+        ([], {"W": 3.0}, 20),  # CBOW HS's default
+        (["optimizer.table_scales.W=1.5"], {"W": 1.5}, 20),  # a key below it: the user's dict
+        # W at 1: the rare rows' limit does not apply, so it is turned off
+        (["train.row_damping=false", "optimizer.table_scales.W_out=3"], {"W_out": 3.0}, 0),
+        (["optimizer.table_scales={}"], {}, 0),
+        # not plain SGD: it does not apply either (the scales do, after the optimizer)
+        (["optimizer.name=adam", "train.row_damping=false"], {"W": 3.0}, 0),
     ],
 )
-def test_a_dict_default_yields_to_any_key_the_user_writes_in_it(sets, scales):
+def test_a_dict_default_yields_to_any_key_the_user_writes_in_it(sets, scales, min_count):
     cbow_hs = ["model.architecture=cbow", "model.output=hierarchical"]
-    assert load_config(None, [*cbow_hs, *sets]).optimizer.table_scales == scales
+    o = load_config(None, [*cbow_hs, *sets]).optimizer
+    assert (o.table_scales, o.table_scales_min_count) == (scales, min_count)
 
 
 @pytest.mark.parametrize(
@@ -454,6 +458,27 @@ BAD = {
         None,
         ["model.output=hierarchical", "optimizer.table_scales.W_out=2"],
         ["optimizer.table_scales must leave the tables", "(W_out, W) at 1"],
+    ),
+    "rare rows' limit negative": (
+        None,
+        ["optimizer.table_scales.W=2", "optimizer.table_scales_min_count=-1"],
+        ["optimizer.table_scales_min_count must be >= 0"],
+    ),
+    "rare rows' limit without W's factor": (
+        None,
+        ["optimizer.table_scales_min_count=20"],
+        ["optimizer.table_scales_min_count limits W's factor", "got 20"],
+    ),
+    "rare rows' limit with adam": (
+        None,
+        ["optimizer.name=adam", "optimizer.table_scales.W=2", "optimizer.table_scales_min_count=5"],
+        ["optimizer.table_scales_min_count", "plain SGD only", "optimizer.name='adam'"],
+    ),
+    "rare rows' limit after a chain": (
+        None,
+        ["optimizer.chain=[clip: {max_delta: 1.0}]", "optimizer.table_scales.W=2"]
+        + ["optimizer.table_scales_min_count=5"],
+        ["optimizer.table_scales_min_count", "no optimizer.chain"],
     ),
     "exponential to zero": (
         None,

@@ -23,7 +23,7 @@ from sgjax.experiment import _batches, build, train
 from sgjax.loop import Hooks, fit, group_batches
 from sgjax.rundir import RunDirError
 from sgjax.signals import Interrupted
-from sgjax.train import NonFiniteLossError, RecompilationError
+from sgjax.train import NonFiniteLossError, RecompilationError, train_step_jit
 from sgjax.vectors import read_word2vec
 
 SUBJECTS = ["cat", "dog", "bird", "fish", "horse", "mouse"]
@@ -152,6 +152,44 @@ def test_optimizers_train(corpus, tmp_path, name, sparse, lr):
     assert epochs[-1]["loss"] < epochs[0]["loss"]
     assert all(np.isfinite(e["loss"]) and e["words_per_s"] > 0 for e in epochs)
     assert int(result.state.step) == epochs[-1]["step"] > 0
+
+
+@pytest.mark.parametrize("arch", ["skipgram", "cbow"])
+@pytest.mark.parametrize("how", ["train.kernel=xla", "train.kernel=cpu", "train.gradients=autodiff"])
+def test_rare_rows_keep_rate_one(corpus, arch, how):
+    """optimizer.table_scales_min_count=m with W at 3x: the steps move the rows of words
+    seen >= m times as the 3x steps do and the rarer words' rows as the unscaled steps do
+    (W_out as both), on the XLA step (rule entries; autodiff's dense gradient) and the
+    fused kernel. Two steps: the first moves W_out alone (it starts at zero), the same in
+    all three runs."""
+    from sgjax import kernels
+
+    if how == "train.kernel=cpu" and not kernels.available():
+        pytest.skip(f"the fused CPU kernel is not built here: {kernels.why()}")
+    base = [f"model.architecture={arch}", how, "train.steps_per_call=2"]
+    counts = build(tiny_cfg(corpus, *base)).vocab.counts
+    m = int(counts[len(counts) // 2])
+    start = int((counts >= m).sum())
+    assert 0 < start < len(counts)
+    moved = {}
+    for name, sets in {
+        "rare": ["optimizer.table_scales.W=3", f"optimizer.table_scales_min_count={m}"],
+        "3x": ["optimizer.table_scales.W=3"],
+        "1x": [],
+    }.items():
+        cfg = tiny_cfg(corpus, *base, *sets)
+        run = build(cfg)
+        assert run.spec.rare_scale == (1 / 3 if name == "rare" else 1.0)
+        group = next(group_batches(_batches(cfg, run.vocab, run.encoded, 0), 2))
+        state, _ = train_step_jit(run.state, group, run.tables, run.spec)
+        moved[name] = {k: np.asarray(v) for k, v in state.params.items()}
+    W0 = np.asarray(build(tiny_cfg(corpus, *base)).state.params["W"])
+    rare, x3, x1 = moved["rare"], moved["3x"], moved["1x"]
+    np.testing.assert_array_equal(rare["W"][:start], x3["W"][:start])
+    np.testing.assert_allclose(rare["W"][start:], x1["W"][start:], rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(rare["W_out"], x3["W_out"])
+    step3 = np.abs(x3["W"][start:] - W0[start:]).max()
+    assert step3 > 1e-5 and np.abs(rare["W"][start:] - x3["W"][start:]).max() > 0.5 * step3
 
 
 def test_same_seed_same_vectors_other_seed_other_vectors(corpus):

@@ -243,6 +243,7 @@ def mode_for(
         and m.negatives <= 63  # logistic_step.cc's rows per example: <= 64
         # damped, it damps skip-gram's input rows and leaves CBOW's undamped
         and (not spec.row_damping or spec.row_damping_inputs == (m.input != "cbow"))
+        and (kernel != "pallas" or spec.rare_scale == 1.0)  # (Pallas: no rare-row rates)
     )
     return MODES.get((m.input, m.cbow_mean, m.cbow_update)) if ok else None
 
@@ -251,7 +252,8 @@ def mode_for(
 SCOPE = (
     "computes negative sampling, NCE and hierarchical softmax with plain SGD in float32 on one "
     "{}device, for skip-gram (context orientation; shared negatives) and CBOW, explicit rule, "
-    "no row cap; damped, the input rows of skip-gram and not of CBOW (train.row_damping_inputs)"
+    "no row cap; damped, the input rows of skip-gram and not of CBOW (train.row_damping_inputs); "
+    "the Pallas kernel without optimizer.table_scales_min_count"
 )
 
 
@@ -276,7 +278,7 @@ def choose(kernel: str, spec: Any, dtype: Any, backend: str, devices: int = 1) -
 
 def logistic_steps(
     W, W_out, batch: dict, rows, t, used, offset, scales, active, mode: int, damp: bool,
-    parts: int = 0,
+    parts: int = 0, rare_from: int = 0, rare_scale: float = 1.0,
 ):  # fmt: skip
     """``(W, W_out, E)`` after the SGD steps of one call (logistic_step.cc), in order: every
     per-step input has a leading axis of S steps (``batch["context"]``, ``["mask"]`` (S, B,
@@ -285,7 +287,9 @@ def logistic_steps(
     make them); ``scales`` (S, 3): each step's factors of W's and W_out's gradients (-eta for
     SGD) and its learning rate (row damping's); ``active`` (S,): the steps to take (the
     others leave the tables alone, E 0). E (S,): each step's loss. ``parts``: the step's
-    parts (threads), 0 for XLA's intra-op pool's size; the result does not depend on it."""
+    parts (threads), 0 for XLA's intra-op pool's size; the result does not depend on it.
+    W's rows from ``rare_from`` on take ``rare_scale`` x W's factor (the spec's fields of
+    :func:`sgjax.rules.rare_rows`)."""
     if (t is None) != (used is None):
         raise ValueError("logistic_steps: t and used are both given, or both None (derived)")
     steps = active.shape[0]
@@ -310,19 +314,22 @@ def logistic_steps(
         mode=np.int64(mode),
         damp=np.int64(bool(damp)),
         parts=np.int64(parts),
+        rare_from=np.int64(rare_from),
+        rare_scale=np.float32(rare_scale),
     )
 
 
 def logistic_step(
-    W, W_out, batch: dict, rows, t, used, offset, scales, mode: int, damp: bool, parts: int = 0
-):
+    W, W_out, batch: dict, rows, t, used, offset, scales, mode: int, damp: bool, parts: int = 0,
+    rare_from: int = 0, rare_scale: float = 1.0,
+):  # fmt: skip
     """``(W, W_out, E)`` after one SGD step of the batch: :func:`logistic_steps` of one step
     (the per-step inputs without their leading axis, ``scales`` (3,), E a scalar)."""
     one = lambda x: None if x is None else jnp.asarray(x)[None]  # noqa: E731
     b = {k: one(batch[k]) for k in ("context", "mask")}
     W, W_out, E = logistic_steps(
         W, W_out, b, one(rows), one(t), one(used), one(offset), one(scales),
-        jnp.ones((1,), jnp.int32), mode, damp, parts,
+        jnp.ones((1,), jnp.int32), mode, damp, parts, rare_from, rare_scale,
     )  # fmt: skip
     return W, W_out, E[0]
 

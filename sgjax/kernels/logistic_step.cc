@@ -27,7 +27,8 @@
 //      blocked (scores, spread) so that each row is read once per example;
 //   2. per part p of P, the rows p owns (Step::owns: one table per core): (damping: the
 //      row's total curvature x = lr sum k and the factor (1 - exp(-x)) / x;)
-//      W[r] += scale_W g and W_out[r] += scale_Wout g in example order, so the result does
+//      W[r] += scale_W g (rows r >= rare_from: x rare_scale, sgjax.rules.scale_rare_rows)
+//      and W_out[r] += scale_Wout g in example order, so the result does
 //      not depend on P. CBOW's h of the next step (Step::hidden: it reads W alone) are made
 //      here too, by the parts that are done, once W's rows are (parallel_steps' pre): the
 //      core that finishes first (hierarchical softmax: W's, with the fewer updates) would
@@ -102,6 +103,8 @@ struct Step {
   const float *t, *off;  // off: null for no offsets; t, used: null for derived (sampled)
   int64_t V, R, N, B, C, S, mode, gw_rows;
   bool damp;
+  int64_t rare_from;  // W's rows from here on (rarer words) update with scale_w x rare_scale
+  float rare_scale;
   float* gW;   // (B, gw_rows, N): W's gradient rows (skip-gram: one per slot; CBOW: EH)
   float* gWo;  // (B, S, N): W_out's gradient rows
   float* kW;   // (B, gw_rows): curvature of W's entries (damping)
@@ -261,7 +264,8 @@ struct Step {
         const int64_t g = b * gw_rows + (mode == 0 ? j : 0);
         float* x = damp_w ? xW + r : nullptr;
         if (x) *x += lr * kW[g];
-        todo[T++] = {w + static_cast<int64_t>(r) * N, gW + g * N, scale_w, x};
+        const float c = r >= rare_from ? scale_w * rare_scale : scale_w;
+        todo[T++] = {w + static_cast<int64_t>(r) * N, gW + g * N, c, x};
       }
       for (int64_t s = 0; any_wo && s < S; ++s) {
         const int32_t r = rows[b * S + s];
@@ -314,7 +318,7 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
                             ffi::Buffer<ffi::S32> active, ffi::ResultBuffer<ffi::F32> W_new,
                             ffi::ResultBuffer<ffi::F32> Wout_new,
                             ffi::ResultBuffer<ffi::F32> E_out, int64_t mode, int64_t damp,
-                            int64_t parts_wanted) {
+                            int64_t parts_wanted, int64_t rare_from, float rare_scale) {
   Step st;
   const auto cd = context.dimensions(), rd = rows.dimensions();
   const int64_t steps = cd.size() == 3 ? cd[0] : 0;
@@ -326,6 +330,8 @@ ffi::Error LogisticStepImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> W,
   st.S = rd.size() == 3 ? rd[2] : 0;
   st.mode = mode;
   st.damp = damp != 0;
+  st.rare_from = rare_from;
+  st.rare_scale = rare_scale;
   st.gw_rows = mode == 0 ? st.C : 1;
   // t and used of shape (1,): derived from the rows (a sampled layer's [w_O, negatives])
   const bool derived = targets.dimensions().size() == 1;
@@ -441,4 +447,6 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(SgjaxLogisticStep, LogisticStepImpl,
                                   .Ret<ffi::Buffer<ffi::F32>>()  // E (steps,)
                                   .Attr<int64_t>("mode")
                                   .Attr<int64_t>("damp")
-                                  .Attr<int64_t>("parts"));
+                                  .Attr<int64_t>("parts")
+                                  .Attr<int64_t>("rare_from")
+                                  .Attr<float>("rare_scale"));
