@@ -200,10 +200,11 @@ def _damping(x):
     return np.where(x > 1e-6, -np.expm1(-x) / np.where(x > 0, x, 1), 1 - 0.5 * x)
 
 
-def _reference_step(W, Wo, ctx, msk, rows, t, used, off, sc, mode, damp):
+def _reference_step(W, Wo, ctx, msk, rows, t, used, off, sc, mode, damp, rare=(0, 1.0)):
     """logistic_step.cc's update in float64, example by example: the rows' gradients and
-    (damped) curvatures summed, then applied (an independent reading of the kernel's
-    comment; out-of-range or unused entries dropped)."""
+    (damped) curvatures summed, then applied, W's rows from ``rare[0]`` on times ``rare[1]``
+    (an independent reading of the kernel's comment; out-of-range or unused entries
+    dropped)."""
     W, Wo = W.astype(np.float64), Wo.astype(np.float64)
     (V, N), R = W.shape, Wo.shape[0]
     gW, gWo, xW, xWo, E = np.zeros_like(W), np.zeros_like(Wo), np.zeros(V), np.zeros(R), 0.0
@@ -231,6 +232,7 @@ def _reference_step(W, Wo, ctx, msk, rows, t, used, off, sc, mode, damp):
                 gW[ctx[b, j]] += EH / len(real) if mode == 2 else EH
                 xW[ctx[b, j]] += sc[2] * kh if mode == 0 else 0.0
     fW = _damping(xW) if damp and mode == 0 else np.ones(V)
+    fW = fW * np.where(np.arange(V) >= rare[0], rare[1], 1.0)
     fWo = _damping(xWo) if damp else np.ones(R)
     return W + sc[0] * fW[:, None] * gW, Wo + sc[1] * fWo[:, None] * gWo, E
 
@@ -238,12 +240,21 @@ def _reference_step(W, Wo, ctx, msk, rows, t, used, off, sc, mode, damp):
 @pytest.mark.parametrize("damp", [False, True])
 @pytest.mark.parametrize("mode", [0, 1, 2, 3])
 @pytest.mark.parametrize(
-    "B, C, S, N", [(1, 1, 1, 1), (7, 5, 7, 15), (20, 6, 64, 37), (11, 13, 5, 100)]
+    "B, C, S, N, rare",
+    [
+        (1, 1, 1, 1, (0, 1.0)),
+        (7, 5, 7, 15, (0, 1.0)),
+        (7, 5, 7, 15, (20, 0.3)),  # W's rows 20.. at 0.3 x its rate (scale_rare_rows)
+        (20, 6, 64, 37, (0, 1.0)),
+        (11, 13, 5, 100, (0, 1.0)),
+        (11, 13, 5, 100, (1, 2.5)),
+    ],
 )
-def test_kernel_equals_a_float64_reference(B, C, S, N, mode, damp):
+def test_kernel_equals_a_float64_reference(B, C, S, N, rare, mode, damp):
     """Adversarial inputs: indices past either end of the tables, an example without real
     contexts, one without used rows, one whose used rows are all out of range, widths
-    below, at and past a vector; a second call checks the damping scratch was reset."""
+    below, at and past a vector; W's rare rows at another rate; a second call checks the
+    damping scratch was reset."""
     rng = np.random.default_rng(B * 1000 + N)
     V, R = 40, 30
     ctx = rng.integers(0, V, (B, C)).astype(np.int32)
@@ -259,15 +270,14 @@ def test_kernel_equals_a_float64_reference(B, C, S, N, mode, damp):
     W = rng.normal(0, 0.3, (V, N)).astype(np.float32)
     Wo = rng.normal(0, 0.3, (R, N)).astype(np.float32)
     sc = np.array([-0.05, -0.05, 0.5 if damp else 0.05], np.float32)
-    step = jax.jit(kernels.logistic_step, static_argnames=("mode", "damp", "parts"))
+    names = ("mode", "damp", "parts", "rare_from", "rare_scale")
+    step = jax.jit(kernels.logistic_step, static_argnames=names)
     batch = {"context": ctx, "mask": msk}
+    kw = dict(mode=mode, damp=damp, parts=3, rare_from=rare[0], rare_scale=rare[1])
     for _ in range(2):  # the second call starts from the first's tables
-        out = [
-            np.asarray(x)
-            for x in step(W, Wo, batch, rows, t, used, off, sc, mode=mode, damp=damp, parts=3)
-        ]
+        out = [np.asarray(x) for x in step(W, Wo, batch, rows, t, used, off, sc, **kw)]
         rW, rWo, rE = _reference_step(
-            W, Wo, ctx, msk, rows, t, used, off, sc.astype(np.float64), mode, damp
+            W, Wo, ctx, msk, rows, t, used, off, sc.astype(np.float64), mode, damp, rare
         )
         np.testing.assert_allclose(out[0], rW, rtol=0, atol=2e-5 * max(1.0, np.abs(rW).max()))
         np.testing.assert_allclose(out[1], rWo, rtol=0, atol=2e-5 * max(1.0, np.abs(rWo).max()))

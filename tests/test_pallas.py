@@ -107,6 +107,20 @@ def test_pallas_step_equals_xla_step(corpus, monkeypatch, mode, layer, damp):
 
 
 @pytest.mark.parametrize("mode", [0, 1])
+def test_rare_rows_at_their_own_rate(corpus, monkeypatch, mode):
+    """optimizer.table_scales_min_count: W's rows of the rarer half of the words take 1 /
+    W's factor (sgjax.rules.scale_rare_rows), in the scatter as in the XLA step."""
+    run, *_ = _setup(corpus, mode, "hierarchical", False)
+    m = int(run.vocab.counts[len(run.vocab) // 2])
+    sets = ("optimizer.table_scales.W=3", f"optimizer.table_scales_min_count={m}")
+    run, batch, xla, fused = _setup(corpus, mode, "hierarchical", False, *sets)
+    assert 0 < xla.rare_from < len(run.vocab) and xla.rare_scale == pytest.approx(1 / 3)
+    rare = np.asarray(batch["context"])[np.asarray(batch["mask"])] >= xla.rare_from
+    assert rare.any() and not rare.all()
+    _check(_steps(monkeypatch, run, batch, xla, fused), run.state.params)
+
+
+@pytest.mark.parametrize("mode", [0, 1])
 def test_colliding_rows_and_padded_blocks(corpus, monkeypatch, mode):
     """Word ids mod 3: each row of W and W_out gets many of the batch's entries, added
     by one atomic_add each; block 8 pads the 30 examples to 4 programs of 8."""

@@ -243,7 +243,6 @@ def mode_for(
         and m.negatives <= 63  # logistic_step.cc's rows per example: <= 64
         # damped, it damps skip-gram's input rows and leaves CBOW's undamped
         and (not spec.row_damping or spec.row_damping_inputs == (m.input != "cbow"))
-        and (kernel != "pallas" or spec.rare_scale == 1.0)  # (Pallas: no rare-row rates)
     )
     return MODES.get((m.input, m.cbow_mean, m.cbow_update)) if ok else None
 
@@ -252,8 +251,7 @@ def mode_for(
 SCOPE = (
     "computes negative sampling, NCE and hierarchical softmax with plain SGD in float32 on one "
     "{}device, for skip-gram (context orientation; shared negatives) and CBOW, explicit rule, "
-    "no row cap; damped, the input rows of skip-gram and not of CBOW (train.row_damping_inputs); "
-    "the Pallas kernel without optimizer.table_scales_min_count"
+    "no row cap; damped, the input rows of skip-gram and not of CBOW (train.row_damping_inputs)"
 )
 
 
@@ -334,10 +332,10 @@ def logistic_step(
     return W, W_out, E[0]
 
 
-def _pallas(*args: Any) -> tuple:
+def _pallas(*args: Any, **kwargs: Any) -> tuple:
     from sgjax.kernels.pallas_step import pallas_logistic_step  # Pallas: imported when used
 
-    return pallas_logistic_step(*args)
+    return pallas_logistic_step(*args, **kwargs)
 
 
 #: ``train.kernel`` -> the fused step's function (the arguments of :func:`logistic_step`).

@@ -149,26 +149,30 @@ def _rule_kernel(
 
 
 def _scatter_kernel(idxW_ref, gW_ref, idxWo_ref, gWo_ref, W_in, Wo_in, W_ref, Wo_ref, *, n: int,
-                    masked: bool):  # fmt: skip
+                    masked: bool, rare: tuple[int, float] = (0, 1.0)):  # fmt: skip
     """Phase 2 for one example: ``table[r] += value`` for each of its entries (W: its C
-    slots, the value of slot c or, CBOW, the one EH; W_out: its S rows); an index >= the
-    table's rows (padding, masked, unused) adds nothing. ``W_in``/``Wo_in`` are the tables
-    aliased to ``W_ref``/``Wo_ref``."""
+    slots, the value of slot c or, CBOW, the one EH, times ``rare[1]`` for rows from
+    ``rare[0]`` on; W_out: its S rows); an index >= the table's rows (padding, masked,
+    unused) adds nothing. ``W_in``/``Wo_in`` are the tables aliased to ``W_ref``/``Wo_ref``."""
     del W_in, Wo_in
 
-    def add(table, r, values_ref, g):
+    def add(table, r, values_ref, g, f=None):
         @pl.when((r >= 0) & (r < table.shape[0]))
         def _():
             if masked:  # GPU: a power-of-two block of columns, the padded ones masked
                 cols = jnp.arange(values_ref.shape[-1], dtype=jnp.int32)
-                plgpu.atomic_add(table, (r, cols), values_ref[0, g, :], mask=cols < n)
+                v = values_ref[0, g, :]
+                plgpu.atomic_add(table, (r, cols), v if f is None else v * f, mask=cols < n)
             else:  # the interpreter's atomic_add takes no mask: the row's n columns
-                plgpu.atomic_add(table, (r, pl.ds(0, n)), values_ref[0, g, pl.ds(0, n)])
+                v = values_ref[0, g, pl.ds(0, n)]
+                plgpu.atomic_add(table, (r, pl.ds(0, n)), v if f is None else v * f)
 
     G = gW_ref.shape[1]
 
     def w_entry(c, _):
-        add(W_ref, idxW_ref[0, c], gW_ref, c if G > 1 else 0)
+        r = idxW_ref[0, c]
+        f = None if rare[1] == 1.0 else jnp.where(r >= rare[0], rare[1], 1.0).astype(W_ref.dtype)
+        add(W_ref, r, gW_ref, c if G > 1 else 0, f)
         return _
 
     def wo_entry(s, _):
@@ -193,6 +197,8 @@ def pallas_logistic_step(
     *,
     interpret: bool | None = None,
     block: int | None = None,
+    rare_from: int = 0,
+    rare_scale: float = 1.0,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(W, W_out, E)`` after one SGD step of the batch, with the arguments of
     :func:`sgjax.kernels.logistic_step`: W (V, N), W_out (R, N), ``batch["context"]`` and
@@ -202,7 +208,8 @@ def pallas_logistic_step(
     of :data:`sgjax.kernels.MODES`; float32 tables. ``interpret`` (None: unless the default
     backend is a GPU) runs Pallas' interpreter. ``block``: examples per program of the rule
     kernel, a power of two (None: 128 interpreted; on a GPU at most 128 with the block's
-    (block, S, N) rows of W_out at most 2^14 floats, to fit a program's registers)."""
+    (block, S, N) rows of W_out at most 2^14 floats, to fit a program's registers).
+    W's rows from ``rare_from`` on take ``rare_scale`` x its factor (as the C++ kernel)."""
     if mode not in (0, 1, 2, 3):
         raise ValueError(f"pallas_logistic_step: mode {mode} is not one of 0, 1, 2, 3")
     if W.dtype != jnp.float32 or W_out.dtype != jnp.float32:
@@ -276,7 +283,9 @@ def pallas_logistic_step(
         gW = damped["W"].value.reshape(gW.shape) if "W" in damped else gW
 
     W, W_out = pl.pallas_call(
-        functools.partial(_scatter_kernel, n=N, masked=not interpret),
+        functools.partial(
+            _scatter_kernel, n=N, masked=not interpret, rare=(int(rare_from), float(rare_scale))
+        ),
         out_shape=[jax.ShapeDtypeStruct(W.shape, f32), jax.ShapeDtypeStruct(W_out.shape, f32)],
         grid=(Bp,),
         in_specs=[
