@@ -155,7 +155,9 @@ def test_optimizers_train(corpus, tmp_path, name, sparse, lr):
 
 
 @pytest.mark.parametrize("arch", ["skipgram", "cbow"])
-@pytest.mark.parametrize("how", ["train.kernel=xla", "train.kernel=cpu", "train.gradients=autodiff"])
+@pytest.mark.parametrize(
+    "how", ["train.kernel=xla", "train.kernel=cpu", "train.gradients=autodiff"]
+)
 def test_rare_rows_keep_rate_one(corpus, arch, how):
     """optimizer.table_scales_min_count=m with W at 3x: the steps move the rows of words
     seen >= m times as the 3x steps do and the rarer words' rows as the unscaled steps do
