@@ -22,8 +22,8 @@ decayed linearly) and depart from them where measured better:
   window costs CBOW analogy accuracy; a CBOW centre is one example, skip-gram's up to 2c).
 - hierarchical softmax: row damping (``train.row_damping: true``; undamped, the nodes near
   the Huffman root diverge at batch 320), eta 0.05; skip-gram HS decays it to 0.1 x
-  (``end_factor``), CBOW HS to 0.2 x, with batches of 1,280 centres and twice the rate on
-  its input rows (:data:`PAIR_DEFAULTS`).
+  (``end_factor``), CBOW HS to 0.2 x, with batches of 1,280 centres and three times the
+  rate on its input rows but for rare words' (:data:`PAIR_DEFAULTS`).
 
 Which keys a model changes is data: an input side's and an output layer's ``defaults``
 (:mod:`sgjax.inputs`, :mod:`sgjax.outputs`), applied to the keys a config leaves unset (in
@@ -119,13 +119,16 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
 #: of 0.1 x lifts skip-gram HS's analogy by 0.006-0.008 but costs CBOW HS 0.008 WordSim
 #: Spearman on realtext-v1, so CBOW HS keeps 0.2 x (BENCHMARKS.md, "Hierarchical softmax";
 #: a higher rate or floor lifts its WordSim there but costs gcide-v1's analogy more, "CBOW
-#: HS's rate, floor and batch"); twice the rate on its input rows alone
-#: (``optimizer.table_scales``) lifts that WordSim to gensim's (7 seeds: 0.465 -> 0.482
-#: against 0.488) at a smaller cost there (gcide-v1's analogy 0.1305 -> 0.1257, gensim's
-#: 0.1226). 1,280 centres a step instead of CBOW's 640 give CBOW HS the same scores (7
-#: seeds, both corpora) from a ~4 % shorter training. The layer's row damping damps CBOW
-#: HS's output rows only: its input rows too cost 0.012 WordSim there (BENCHMARKS.md,
-#: "Large batches on a larger corpus").
+#: HS's rate, floor and batch"). Its input rows train at 3 x the rate
+#: (``optimizer.table_scales``) but for the rows of words seen fewer than 20 times, which
+#: keep 1 x (``optimizer.table_scales_min_count``): medians of 7 seeds, realtext-v1's
+#: WordSim 0.465 (1 x) -> 0.482 (2 x, all rows) -> 0.491 (gensim's 0.487 over 10), gcide-v1's
+#: analogy 0.1298 -> 0.1251 -> 0.1236 (gensim's 0.1201); all rows at 3 x: 0.485 and 0.1198
+#: (BENCHMARKS.md, "The ninth pass": the rare words' rows, few updates each, are noisy at a
+#: high rate, while the frequent words' gain from it). 1,280 centres a step instead
+#: of CBOW's 640 give CBOW HS the same scores (7 seeds, both corpora) from a ~4 % shorter
+#: training. The layer's row damping damps CBOW HS's output rows only: its input rows too
+#: cost 0.012 WordSim there (BENCHMARKS.md, "Large batches on a larger corpus").
 PAIR_DEFAULTS: dict[tuple[str, str], dict[str, Any]] = {
     ("cbow", "hierarchical"): {
         "optimizer.end_factor": 0.2,
