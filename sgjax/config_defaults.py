@@ -122,7 +122,7 @@ SWITCHES: tuple[tuple[str, Callable[[Config, Any], bool], Any], ...] = (
 #: HS's rate, floor and batch"). Its input rows train at 3 x the rate
 #: (``optimizer.table_scales``) but for the rows of words seen fewer than 20 times, which
 #: keep 1 x (``optimizer.table_scales_min_count``): medians of 7 seeds, realtext-v1's
-#: WordSim 0.465 (1 x) -> 0.482 (2 x, all rows) -> 0.491 (gensim's 0.487 over 10), gcide-v1's
+#: WordSim 0.465 (1 x) -> 0.483 (2 x, all rows) -> 0.491 (gensim's 0.487 over 10), gcide-v1's
 #: analogy 0.1298 -> 0.1251 -> 0.1236 (gensim's 0.1201); all rows at 3 x: 0.485 and 0.1198
 #: (BENCHMARKS.md, "The ninth pass": the rare words' rows, few updates each, are noisy at a
 #: high rate, while the frequent words' gain from it). 1,280 centres a step instead

@@ -257,6 +257,8 @@ struct Step {
     // the tables this part updates (with two parts or more, one each: the other's entries
     // are not even looked at, as checking them all was a fixed cost that each part paid)
     const bool any_w = parts == 1 || part % 2 == 0, any_wo = parts == 1 || part % 2 == 1;
+    const int64_t rare = rare_from;  // (locals: the loop's stores cannot alias them)
+    const float scale_rare = scale_w * rare_scale;
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t j = 0; any_w && j < C; ++j) {
         const int32_t r = ctx[b * C + j];
@@ -264,7 +266,7 @@ struct Step {
         const int64_t g = b * gw_rows + (mode == 0 ? j : 0);
         float* x = damp_w ? xW + r : nullptr;
         if (x) *x += lr * kW[g];
-        const float c = r >= rare_from ? scale_w * rare_scale : scale_w;
+        const float c = r >= rare ? scale_rare : scale_w;
         todo[T++] = {w + static_cast<int64_t>(r) * N, gW + g * N, c, x};
       }
       for (int64_t s = 0; any_wo && s < S; ++s) {
