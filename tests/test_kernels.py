@@ -34,7 +34,7 @@ MODELS = [
     (["model.architecture=cbow", "model.cbow_mean=false", "model.cbow_update=paper"], 3),
     (["model.output=hierarchical"], 0),  # row damping: the layer's default
     (["model.output=hierarchical", "train.row_damping=false"], 0),
-    (["model.architecture=cbow", "model.output=hierarchical"], 1),  # W's rate 2x: a default
+    (["model.architecture=cbow", "model.output=hierarchical"], 1),  # W 3x: a default
     (["model.architecture=cbow", "optimizer.table_scales={W: 0.5, W_out: 3}"], 1),
     (["optimizer.table_scales.W_out=2"], 0),
     (["model.architecture=cbow", "model.output=hierarchical", "model.cbow_update=paper"], 2),

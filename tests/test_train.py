@@ -169,7 +169,8 @@ def test_rare_rows_keep_rate_one(corpus, arch, how):
     if how == "train.kernel=cpu" and not kernels.available():
         pytest.skip(f"the fused CPU kernel is not built here: {kernels.why()}")
     base = [f"model.architecture={arch}", how, "train.steps_per_call=2"]
-    counts = build(tiny_cfg(corpus, *base)).vocab.counts
+    first = build(tiny_cfg(corpus, *base))
+    counts, W0 = first.vocab.counts, np.asarray(first.state.params["W"])
     m = int(counts[len(counts) // 2])
     start = int((counts >= m).sum())
     assert 0 < start < len(counts)
@@ -185,7 +186,6 @@ def test_rare_rows_keep_rate_one(corpus, arch, how):
         group = next(group_batches(_batches(cfg, run.vocab, run.encoded, 0), 2))
         state, _ = train_step_jit(run.state, group, run.tables, run.spec)
         moved[name] = {k: np.asarray(v) for k, v in state.params.items()}
-    W0 = np.asarray(build(tiny_cfg(corpus, *base)).state.params["W"])
     rare, x3, x1 = moved["rare"], moved["3x"], moved["1x"]
     np.testing.assert_array_equal(rare["W"][:start], x3["W"][:start])
     np.testing.assert_allclose(rare["W"][start:], x1["W"][start:], rtol=1e-5, atol=1e-7)

@@ -28,13 +28,6 @@ def _factors(updates: dict) -> jax.Array:
     return jnp.stack([updates["W"].value[0, 0], updates["W_out"].value[0, 0]])
 
 
-def _rare(spec: StepSpec) -> dict:
-    """The kernel's arguments for W's rare rows (none where they keep W's rate)."""
-    if spec.rare_scale == 1.0:
-        return {}
-    return {"rare_from": spec.rare_from, "rare_scale": spec.rare_scale}
-
-
 def _terms_of(mode: int, mask: jax.Array) -> jax.Array:
     """:func:`sgjax.train._terms`' count from the context mask (..., B, C) alone, for the
     kernel's input sides: skip-gram (mode 0) a pair per real context, CBOW one per example
@@ -57,7 +50,7 @@ def fused_step(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     terms = _terms_of(spec.kernel, batch["mask"])
     W, W_out, E = kernels.FUSED[spec.fused](
         params["W"], params["W_out"], ex, rows, t, used, offset, scales, spec.kernel,
-        spec.row_damping, **_rare(spec),
+        spec.row_damping, rare_from=spec.rare_from, rare_scale=spec.rare_scale,
     )  # fmt: skip
     return _stepped(state, batch, {**params, "W": W, "W_out": W_out}, opt_state, E, terms)
 
@@ -89,7 +82,7 @@ def fused_call(state: TrainState, batch: dict, tables: dict, spec: StepSpec):
     terms = _terms_of(spec.kernel, batch["mask"])
     W, W_out, E = kernels.FUSED_CALL[spec.fused](
         params["W"], params["W_out"], ex, rows, t, used, offset, scales, active, spec.kernel,
-        spec.row_damping, **_rare(spec),
+        spec.row_damping, rare_from=spec.rare_from, rare_scale=spec.rare_scale,
     )  # fmt: skip
     n = active.sum().astype(state.step.dtype)
     new = state.replace(
